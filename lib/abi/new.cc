@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+// ABI layer: every C++ operator new and delete. The new_handler and the
+// bad_alloc throw are reached through weak references, so the library
+// needs no C++ runtime and a C program loads none.
+#include <new>
+
+#include "allocator.h"
+#include "log.h"
+
+// Weak: present only when libstdc++ is loaded (a C++ program).
+namespace std {
+__attribute__((weak)) new_handler get_new_handler() noexcept;
+[[noreturn]] __attribute__((weak)) void __throw_bad_alloc();
+}  // namespace std
+
+namespace {
+
+/// Out of memory in operator new: call the new_handler and retry, as the
+/// standard says; with no handler, throw bad_alloc (or return nullptr for
+/// the nothrow forms).
+RS_SLOW_PATH void* new_failed(size_t n, size_t align, bool nothrow) {
+  for (;;) {
+    std::new_handler handler =
+        &std::get_new_handler != nullptr ? std::get_new_handler() : nullptr;
+    if (handler == nullptr) {
+      if (nothrow)
+        return nullptr;
+      if (&std::__throw_bad_alloc != nullptr)
+        std::__throw_bad_alloc();
+      rs::fatal(__FILE__, __LINE__, "operator new: out of memory");
+    }
+    handler();
+    void* p = align != 0 ? rs::allocate_aligned(align, n) : rs::allocate(n);
+    if (p != nullptr)
+      return p;
+  }
+}
+
+RS_FAST_PATH void* new_impl(size_t n) {
+  void* p = rs::allocate(n);
+  if (RS_LIKELY(p != nullptr))
+    return p;
+  return new_failed(n, 0, false);
+}
+
+RS_FAST_PATH void* new_nothrow(size_t n) {
+  void* p = rs::allocate(n);
+  if (RS_LIKELY(p != nullptr))
+    return p;
+  return new_failed(n, 0, true);
+}
+
+RS_FAST_PATH void* new_aligned(size_t n, std::align_val_t al, bool nothrow) {
+  size_t align = static_cast<size_t>(al);
+  void* p = rs::allocate_aligned(align, n);
+  if (RS_LIKELY(p != nullptr))
+    return p;
+  return new_failed(n, align, nothrow);
+}
+
+}  // namespace
+
+RS_EXPORT void* operator new(size_t n) {
+  return new_impl(n);
+}
+
+RS_EXPORT void* operator new[](size_t n) {
+  return new_impl(n);
+}
+
+RS_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n);
+}
+
+RS_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n);
+}
+
+RS_EXPORT void* operator new(size_t n, std::align_val_t al) {
+  return new_aligned(n, al, false);
+}
+
+RS_EXPORT void* operator new[](size_t n, std::align_val_t al) {
+  return new_aligned(n, al, false);
+}
+
+RS_EXPORT void* operator new(size_t n,
+                             std::align_val_t al,
+                             const std::nothrow_t&) noexcept {
+  return new_aligned(n, al, true);
+}
+
+RS_EXPORT void* operator new[](size_t n,
+                               std::align_val_t al,
+                               const std::nothrow_t&) noexcept {
+  return new_aligned(n, al, true);
+}
+
+RS_EXPORT void operator delete(void* p) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete[](void* p) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete(void* p, size_t) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete[](void* p, size_t) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete(void* p, std::align_val_t) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete[](void* p, std::align_val_t) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete(void* p,
+                               std::align_val_t,
+                               const std::nothrow_t&) noexcept {
+  rs::deallocate(p);
+}
+
+RS_EXPORT void operator delete[](void* p,
+                                 std::align_val_t,
+                                 const std::nothrow_t&) noexcept {
+  rs::deallocate(p);
+}

@@ -1,0 +1,466 @@
+// SPDX-License-Identifier: MIT
+// Facade: start-up, slow paths, realloc, alignment, trim, statistics and
+// fork handling. Joins the per-CPU caches with the central lists.
+#include "allocator.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <sys/auxv.h>
+
+#include "central_list.h"
+#include "glibc.h"
+#include "large.h"
+#include "log.h"
+#include "os.h"
+#include "page_heap.h"
+#include "settings.h"
+
+namespace rs {
+
+rseq::CpuCache g_cpu_cache;
+
+namespace {
+
+enum class InitState : int { kNone, kReady };
+
+Lock g_init_lock;
+InitState g_state = InitState::kNone;
+bool g_disabled = false;       // RSMALLOC_DISABLE=1: glibc serves new requests
+bool g_settings_read = false;  // the environment was readable at init
+const char* g_mode = "uninitialised";
+
+int refill(size_t cls, void** out, int n) {
+  return g_central[cls].remove_batch(out, n);
+}
+
+void drain(size_t cls, void* const* objs, int n) {
+  g_central[cls].insert_batch(objs, n);
+}
+
+void fork_prepare() {
+  g_init_lock.lock();
+  g_cpu_cache.lock_all();
+  for (size_t c = 1; c < kNumClasses; c++)
+    g_central[c].lock().lock();
+  g_page_heap.lock().lock();
+}
+
+void fork_parent() {
+  g_page_heap.lock().unlock();
+  for (size_t c = kNumClasses - 1; c >= 1; c--)
+    g_central[c].lock().unlock();
+  g_cpu_cache.unlock_all();
+  g_init_lock.unlock();
+}
+
+void fork_child() {
+  g_page_heap.lock().reset();
+  for (size_t c = 1; c < kNumClasses; c++)
+    g_central[c].lock().reset();
+  g_cpu_cache.reset_locks();
+  g_init_lock.reset();
+}
+
+uintptr_t make_secret() {
+  uintptr_t secret = 0;
+  if (!os::random_bytes(&secret, sizeof(secret))) {
+    // AT_RANDOM: 16 random bytes the kernel gives every process.
+    const void* r = reinterpret_cast<const void*>(getauxval(AT_RANDOM));
+    if (r != nullptr)
+      memcpy(&secret, r, sizeof(secret));
+    secret ^= addr(&secret) * 0x9e3779b97f4a7c15u;
+  }
+  return secret;
+}
+
+void apply_settings() {
+  g_disabled = g_config.disable;
+  if (g_disabled) {
+    g_mode = "disabled";
+  } else if (!g_cpu_cache.active()) {
+    g_mode = "fallback: no memory for per-CPU caches";
+  } else if (g_config.rseq == RseqSetting::kOff) {
+    g_mode = "fallback: RSMALLOC_RSEQ=0";
+  } else {
+    g_mode = "fallback: rseq support not built";
+  }
+}
+
+void start_caches() {
+  if (g_config.disable)
+    return;
+  rseq::ClassLimits limits[kNumClasses] = {};
+  for (size_t c = 1; c < kNumClasses; c++) {
+    const ClassInfo& ci = class_info(c);
+    limits[c] = {ci.size, ci.batch, ci.max_capacity};
+  }
+  g_cpu_cache.init(limits, kNumClasses, {refill, drain},
+                   g_config.cpu_cache_bytes);
+}
+
+RS_SLOW_PATH void init() {
+  {
+    LockGuard guard(g_init_lock);
+    if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == InitState::kReady)
+      return;
+    set_free_list_secret(make_secret());
+    for (size_t c = 1; c < kNumClasses; c++)
+      g_central[c].init(static_cast<uint8_t>(c));
+    g_settings_read = load_config();
+    start_caches();
+    apply_settings();
+    __atomic_store_n(&g_state, InitState::kReady, __ATOMIC_RELEASE);
+  }
+  // Outside the init lock: pthread_atfork may allocate.
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (g_settings_read && g_config.verbose)
+    print_config(g_mode);
+}
+
+RS_FAST_PATH void ensure_init() {
+  if (RS_UNLIKELY(__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) !=
+                  InitState::kReady)) {
+    init();
+  }
+}
+
+/// Runs after libc is initialised: reads the settings if the first
+/// allocation came before the environment was available.
+__attribute__((constructor)) void late_init() {
+  ensure_init();
+  if (g_settings_read)
+    return;
+  g_settings_read = load_config();
+  if (!g_settings_read)
+    return;
+  if (!g_config.disable && !g_cpu_cache.active())
+    start_caches();
+  apply_settings();
+  if (g_config.verbose)
+    print_config(g_mode);
+}
+
+__attribute__((destructor)) void print_stats_at_exit() {
+  if (g_config.stats == StatsSetting::kOff || g_disabled)
+    return;
+  Stats s;
+  collect_stats(&s);
+  Log log;
+  if (g_config.stats == StatsSetting::kJson) {
+    format_stats_json(log, s, g_mode);
+    log.chr('\n');
+  } else {
+    format_stats_text(log, s, g_mode);
+  }
+}
+
+void* fail_enomem() {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+/// An object of class cls, from the cache or its slow path.
+void* allocate_class(size_t cls) {
+  void* p = g_cpu_cache.pop(cls);
+  if (p == nullptr)
+    p = g_cpu_cache.pop_slow(cls);
+  return p != nullptr ? p : fail_enomem();
+}
+
+void* allocate_large(size_t n, size_t align, bool* zeroed) {
+  if (n > PTRDIFF_MAX)
+    return fail_enomem();
+  void* p = large_allocate(n, align, zeroed);
+  return p != nullptr ? p : fail_enomem();
+}
+
+}  // namespace
+
+void* allocate_slow(size_t n) {
+  ensure_init();
+  if (RS_UNLIKELY(g_disabled))
+    return __libc_malloc(n);
+  if (n <= kMaxSmallSize)
+    return allocate_class(size_class_of(n));
+  bool zeroed;
+  return allocate_large(n, kPageSize, &zeroed);
+}
+
+void deallocate_slow(void* p, size_t cls) {
+  if (cls != 0) {
+    g_cpu_cache.push_slow(cls, p);
+    return;
+  }
+  if (p == nullptr)
+    return;
+  Span* span = g_page_map.span_of(p);
+  if (span == nullptr) {
+    __libc_free(p);  // not ours: glibc's, from before rsmalloc was loaded
+    return;
+  }
+  large_free(span, p);
+}
+
+void* allocate_zeroed(size_t n) {
+  if (n <= kMaxSmallSize) {
+    void* p = allocate(n);
+    if (p != nullptr)
+      memset(p, 0, n);
+    return p;
+  }
+  ensure_init();
+  if (g_disabled)
+    return __libc_calloc(1, n);
+  bool zeroed;
+  void* p = allocate_large(n, kPageSize, &zeroed);
+  if (p != nullptr && !zeroed)
+    memset(p, 0, n);
+  return p;
+}
+
+void* allocate_aligned(size_t align, size_t n) {
+  if (align <= kMinAlign)
+    return allocate(n);
+  ensure_init();
+  if (g_disabled)
+    return __libc_memalign(align, n);
+  if (align <= kPageSize && n <= kMaxSmallSize) {
+    // Every object of a class whose size is a multiple of align is aligned:
+    // spans start on a page boundary.
+    size_t cls = size_class_of(n > align ? n : align);
+    while (cls < kNumClasses && class_size(cls) % align != 0)
+      cls++;
+    if (cls < kNumClasses)
+      return allocate_class(cls);
+  }
+  bool zeroed;
+  return allocate_large(n, align > kPageSize ? align : kPageSize, &zeroed);
+}
+
+void* reallocate(void* p, size_t n) {
+  if (n > PTRDIFF_MAX)
+    return fail_enomem();
+  size_t cls = g_page_map.class_of(p);
+  size_t old_size;
+  Span* span = nullptr;
+  if (cls != 0) {
+    old_size = class_size(cls);
+    if (n <= old_size && n >= old_size / 2)
+      return p;
+  } else {
+    span = g_page_map.span_of(p);
+    if (span == nullptr)
+      return __libc_realloc(p, n);
+    if ((span->state != SpanState::kLarge &&
+         span->state != SpanState::kMapped) ||
+        span->start() != addr(p)) {
+      fatal_pointer("realloc", p);
+    }
+    void* q = large_resize_in_place(span, p, n);
+    if (q != nullptr)
+      return q;
+    old_size = large_usable_size(span);
+  }
+  void* q = allocate(n);
+  if (q == nullptr)
+    return nullptr;
+  memcpy(q, p, n < old_size ? n : old_size);
+  if (span != nullptr) {
+    large_free(span, p);
+  } else {
+    deallocate(p);
+  }
+  return q;
+}
+
+size_t usable_size(const void* p) {
+  size_t cls = g_page_map.class_of(p);
+  if (cls != 0)
+    return class_size(cls);
+  if (p == nullptr)
+    return 0;
+  Span* span = g_page_map.span_of(p);
+  if (span == nullptr)
+    return glibc::usable_size(const_cast<void*>(p));
+  if ((span->state != SpanState::kLarge && span->state != SpanState::kMapped) ||
+      span->start() != addr(p)) {
+    fatal_pointer("malloc_usable_size", p);
+  }
+  return large_usable_size(span);
+}
+
+bool owns(const void* p) {
+  Span* span = g_page_map.span_of(p);
+  if (span == nullptr)
+    return false;
+  SpanState state = __atomic_load_n(&span->state, __ATOMIC_RELAXED);
+  if (state == SpanState::kSmall) {
+    size_t cls = g_page_map.class_of(p);
+    size_t off = addr(p) - span->start();
+    return cls != 0 && class_divide(cls, off) * class_size(cls) == off;
+  }
+  return (state == SpanState::kLarge || state == SpanState::kMapped) &&
+         span->start() == addr(p);
+}
+
+int trim(size_t pad) {
+  ensure_init();
+  if (g_disabled)
+    return glibc::trim(pad);
+  size_t drained = g_cpu_cache.drain_all();
+  size_t released = g_page_heap.release(0);
+  return released > 0 || drained > 0 ? 1 : 0;
+}
+
+void collect_stats(Stats* s) {
+  memset(s, 0, sizeof(*s));
+  for (size_t c = 1; c < kNumClasses; c++) {
+    CentralStats cs = g_central[c].stats();
+    size_t cached = g_cpu_cache.cached_objects(c);
+    if (cached > cs.allocated)
+      cached = cs.allocated;  // racy reads
+    ClassStats& out = s->classes[c];
+    out.in_use = cs.allocated - cached;
+    out.cached = cached;
+    out.free = cs.capacity - cs.allocated;
+    out.spans = cs.spans;
+    s->small_in_use_bytes += out.in_use * class_size(c);
+    s->cpu_cache_bytes += cached * class_size(c);
+    s->central_free_bytes += out.free * class_size(c);
+  }
+  PageHeapStats hs = g_page_heap.stats();
+  s->large_in_use_bytes = hs.large_bytes + hs.mapped_large_bytes;
+  s->in_use_bytes = s->small_in_use_bytes + s->large_in_use_bytes;
+  s->heap_free_bytes = hs.free_bytes - hs.released_bytes;
+  s->released_bytes = hs.released_bytes;
+  s->metadata_bytes = hs.metadata_bytes;
+  s->mapped_bytes =
+      hs.heap_mapped_bytes + hs.mapped_large_bytes + hs.metadata_bytes;
+  s->mapped_large_count = hs.mapped_large_count;
+  s->mapped_large_bytes = hs.mapped_large_bytes;
+  s->free_spans = hs.free_spans;
+}
+
+const char* cache_mode() {
+  ensure_init();
+  return g_mode;
+}
+
+struct mallinfo2 mallinfo2() {
+  ensure_init();
+  if (g_disabled)
+    return glibc::mallinfo2();
+  Stats s;
+  collect_stats(&s);
+  struct mallinfo2 mi = {};
+  mi.arena = s.mapped_bytes - s.mapped_large_bytes;  // non-mmapped space
+  mi.ordblks = s.free_spans;
+  mi.hblks = s.mapped_large_count;
+  mi.hblkhd = s.mapped_large_bytes;
+  mi.uordblks = s.in_use_bytes;
+  mi.fordblks = s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes;
+  mi.fsmblks = s.cpu_cache_bytes;
+  mi.keepcost = 0;
+  return mi;
+}
+
+void print_malloc_stats() {
+  ensure_init();
+  if (g_disabled) {
+    glibc::malloc_stats();
+    return;
+  }
+  Stats s;
+  collect_stats(&s);
+  Log log;
+  format_stats_text(log, s, g_mode);
+}
+
+int malloc_info(int options, FILE* fp) {
+  if (options != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  ensure_init();
+  if (g_disabled)
+    return glibc::malloc_info(options, fp);
+  Stats s;
+  collect_stats(&s);
+  // glibc's shape: <malloc version="1"><heap nr="0">...</heap>...</malloc>.
+  char buf[2048];
+  Log x(buf, sizeof(buf));
+  x.str("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+  for (size_t c = 1; c < kNumClasses; c++) {
+    size_t free_objects = s.classes[c].free + s.classes[c].cached;
+    if (free_objects == 0)
+      continue;
+    x.str("  <size from=\"").dec(c > 1 ? class_size(c - 1) + 1 : 1);
+    x.str("\" to=\"").dec(class_size(c)).str("\" total=\"");
+    x.dec(free_objects * class_size(c)).str("\" count=\"").dec(free_objects);
+    x.str("\"/>\n");
+  }
+  x.str("</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
+  x.str("<total type=\"rest\" count=\"").dec(s.free_spans).str("\" size=\"");
+  x.dec(s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes);
+  x.str("\"/>\n<system type=\"current\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<system type=\"max\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"total\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"mprotect\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n</heap>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
+  x.str("<total type=\"rest\" count=\"").dec(s.free_spans).str("\" size=\"");
+  x.dec(s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes);
+  x.str("\"/>\n<total type=\"mmap\" count=\"").dec(s.mapped_large_count);
+  x.str("\" size=\"").dec(s.mapped_large_bytes);
+  x.str("\"/>\n<system type=\"current\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<system type=\"max\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"total\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"mprotect\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n</malloc>\n");
+  size_t len = x.total() < sizeof(buf) ? x.total() : sizeof(buf);
+  // stdio may allocate; no allocator lock is held here.
+  return fwrite(buf, 1, len, fp) == len ? 0 : -1;
+}
+
+int mallopt(int param, int value) {
+  ensure_init();
+  if (g_disabled)
+    return glibc::mallopt(param, value);
+  switch (param) {
+    case M_MMAP_THRESHOLD:
+      // glibc caps it at 32 MiB on 64-bit; below the small limit it has no
+      // meaning here.
+      if (value < 0 || static_cast<size_t>(value) > (size_t{32} << 20))
+        return 0;
+      __atomic_store_n(&g_map_threshold,
+                       static_cast<size_t>(value) > kMaxSmallSize
+                           ? static_cast<size_t>(value)
+                           : kMaxSmallSize + 1,
+                       __ATOMIC_RELAXED);
+      return 1;
+    case M_MXFAST:
+    case M_TRIM_THRESHOLD:
+    case M_TOP_PAD:
+    case M_MMAP_MAX:
+    case M_CHECK_ACTION:
+    case M_ARENA_TEST:
+    case M_ARENA_MAX:
+      return 1;  // glibc tuning with no counterpart here: accepted, no effect
+    default:
+      return 0;  // M_PERTURB and unknown parameters
+  }
+}
+
+size_t stats_json(char* buf, size_t len) {
+  ensure_init();
+  Stats s;
+  collect_stats(&s);
+  Log log(buf, len);
+  format_stats_json(log, s, g_mode);
+  log.terminate();
+  return log.total();
+}
+
+}  // namespace rs

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+// Base layer: compiler attributes, constants shared by every layer, and the
+// fatal-error check. Includes nothing from rsmalloc.
+#ifndef RS_BASE_H_
+#define RS_BASE_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RS_FAST_PATH inline __attribute__((always_inline))
+#define RS_SLOW_PATH __attribute__((noinline, cold))
+#define RS_NOINLINE __attribute__((noinline))
+#define RS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define RS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define RS_EXPORT __attribute__((visibility("default")))
+#define RS_CACHELINE_ALIGNED alignas(64)
+
+namespace rs {
+
+inline constexpr size_t kPageShift = 13;  // rsmalloc pages are 8 KiB
+inline constexpr size_t kPageSize = size_t{1} << kPageShift;
+inline constexpr size_t kMinAlign = 16;  // every object is 16-byte aligned
+inline constexpr size_t kMaxSmallSize = 256 * 1024;  // above: large path
+inline constexpr size_t kHugePageSize = 2 * 1024 * 1024;
+inline constexpr size_t kAddressBits = 48;
+
+/// Writes "rsmalloc: <msg>" with the source location and aborts the process.
+[[noreturn]] RS_SLOW_PATH void fatal(const char* file,
+                                     int line,
+                                     const char* msg);
+
+/// Reports a detected misuse (invalid or double free) and aborts, the way
+/// glibc does; `what` names the function and `ptr` the offending pointer.
+[[noreturn]] RS_SLOW_PATH void fatal_pointer(const char* what, const void* ptr);
+
+/// Tells the CPU we are spinning.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
+constexpr bool is_pow2(size_t x) {
+  return x != 0 && (x & (x - 1)) == 0;
+}
+
+constexpr size_t align_up(size_t x, size_t a) {
+  return (x + a - 1) & ~(a - 1);
+}
+
+inline uintptr_t addr(const void* p) {
+  return reinterpret_cast<uintptr_t>(p);
+}
+
+template <typename T>
+inline T* ptr_at(uintptr_t a) {
+  return reinterpret_cast<T*>(a);
+}
+
+}  // namespace rs
+
+#define RS_CHECK(cond, msg)                   \
+  do {                                        \
+    if (RS_UNLIKELY(!(cond))) {               \
+      ::rs::fatal(__FILE__, __LINE__, (msg)); \
+    }                                         \
+  } while (0)
+
+#endif  // RS_BASE_H_

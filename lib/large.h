@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+// Core layer: large allocations (above 256 KiB, or aligned beyond what a
+// size class gives). Up to the map threshold they are page-heap spans;
+// above it each has its own mapping, resized in place with mremap.
+#ifndef RS_LARGE_H_
+#define RS_LARGE_H_
+
+#include "base.h"
+#include "span.h"
+
+namespace rs {
+
+/// Bytes from which a large allocation gets its own mapping
+/// (mallopt M_MMAP_THRESHOLD adjusts it).
+extern size_t g_map_threshold;
+
+/// n bytes aligned to align (a power of two); nullptr when out of memory.
+/// zeroed is set when the memory is known to read as zero.
+void* large_allocate(size_t n, size_t align, bool* zeroed);
+
+/// Frees a large allocation whose span is span; aborts on a pointer that is
+/// not the start of a live large allocation.
+void large_free(Span* span, void* p);
+
+/// Bytes usable at p, the start of a live large allocation in span.
+size_t large_usable_size(const Span* span);
+
+/// Resizes the large allocation p in place when possible (mremap for
+/// mapped ones, or when the new size still fits the span); returns the
+/// new address, or nullptr when the caller must allocate and copy.
+void* large_resize_in_place(Span* span, void* p, size_t n);
+
+}  // namespace rs
+
+#endif  // RS_LARGE_H_

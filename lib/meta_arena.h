@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+// Core layer: memory for the allocator's own metadata (span descriptors),
+// mapped from the OS in chunks and never mixed with user objects.
+#ifndef RS_META_ARENA_H_
+#define RS_META_ARENA_H_
+
+#include "base.h"
+#include "span.h"
+
+namespace rs {
+
+/// Hands out zeroed Span descriptors and takes them back. Not thread-safe:
+/// the page heap lock protects it.
+class SpanArena {
+ public:
+  /// A zeroed span, or nullptr when the OS refuses memory.
+  Span* allocate();
+
+  void free(Span* span);
+
+  /// Bytes mapped for descriptors.
+  size_t mapped_bytes() const { return mapped_; }
+
+ private:
+  static constexpr size_t kChunkBytes = 64 * 1024;
+
+  Span* free_list_;  // recycled descriptors, linked through next
+  char* bump_;       // next unused byte of the current chunk
+  char* limit_;      // end of the current chunk
+  size_t mapped_;    // bytes mapped in all
+};
+
+}  // namespace rs
+
+#endif  // RS_META_ARENA_H_

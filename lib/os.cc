@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+// Base layer: raw Linux system calls (x86-64 inline asm, syscall(2) on
+// other architectures, where errno is saved and restored).
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/futex.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+
+namespace rs::os {
+namespace {
+
+#if defined(__x86_64__)
+long sys(long n,
+         long a = 0,
+         long b = 0,
+         long c = 0,
+         long d = 0,
+         long e = 0,
+         long f = 0) {
+  long ret;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+#else
+long sys(long n,
+         long a = 0,
+         long b = 0,
+         long c = 0,
+         long d = 0,
+         long e = 0,
+         long f = 0) {
+  int saved = errno;
+  long ret = syscall(n, a, b, c, d, e, f);
+  if (ret == -1)
+    ret = -errno;
+  errno = saved;
+  return ret;
+}
+#endif
+
+bool failed(long ret) {
+  return ret < 0 && ret > -4096;
+}
+
+long L(const void* p) {
+  return static_cast<long>(addr(p));
+}
+
+}  // namespace
+
+void* map(size_t size) {
+  long ret = sys(SYS_mmap, 0, static_cast<long>(size), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return failed(ret) ? nullptr : ptr_at<void>(static_cast<uintptr_t>(ret));
+}
+
+void* map_aligned(size_t size, size_t align) {
+  if (size + align < size)
+    return nullptr;
+  char* raw = static_cast<char*>(map(size + align));
+  if (raw == nullptr)
+    return nullptr;
+  uintptr_t start = align_up(addr(raw), align);
+  size_t head = start - addr(raw);
+  size_t tail = align - head;
+  if (head != 0)
+    unmap(raw, head);
+  if (tail != 0)
+    unmap(ptr_at<void>(start + size), tail);
+  return ptr_at<void>(start);
+}
+
+void unmap(void* p, size_t size) {
+  sys(SYS_munmap, L(p), static_cast<long>(size));
+}
+
+bool remap_in_place(void* p, size_t old_size, size_t new_size) {
+  return !failed(sys(SYS_mremap, L(p), static_cast<long>(old_size),
+                     static_cast<long>(new_size), 0, 0));
+}
+
+bool remap_to(void* p, size_t old_size, size_t new_size, void* target) {
+  return !failed(sys(SYS_mremap, L(p), static_cast<long>(old_size),
+                     static_cast<long>(new_size), MREMAP_MAYMOVE | MREMAP_FIXED,
+                     L(target)));
+}
+
+bool release(void* p, size_t size) {
+  return !failed(
+      sys(SYS_madvise, L(p), static_cast<long>(size), MADV_DONTNEED));
+}
+
+void advise_hugepage(void* p, size_t size, bool want) {
+  sys(SYS_madvise, L(p), static_cast<long>(size),
+      want ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+}
+
+long futex_wait(int* word, int expected) {
+  return sys(SYS_futex, L(word), FUTEX_WAIT_PRIVATE, expected, 0);
+}
+
+long futex_wake(int* word, int count) {
+  return sys(SYS_futex, L(word), FUTEX_WAKE_PRIVATE, count);
+}
+
+void write_all(int fd, const char* buf, size_t len) {
+  while (len > 0) {
+    long n = sys(SYS_write, fd, L(buf), static_cast<long>(len));
+    if (n == -EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    buf += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+int open_read(const char* path) {
+  long ret;
+  do {
+    ret = sys(SYS_openat, AT_FDCWD, L(path), O_RDONLY | O_CLOEXEC);
+  } while (ret == -EINTR);
+  return static_cast<int>(ret);
+}
+
+long read(int fd, void* buf, size_t len) {
+  long ret;
+  do {
+    ret = sys(SYS_read, fd, L(buf), static_cast<long>(len));
+  } while (ret == -EINTR);
+  return ret;
+}
+
+void close(int fd) {
+  sys(SYS_close, fd);
+}
+
+bool random_bytes(void* buf, size_t len) {
+  long ret = sys(SYS_getrandom, L(buf), static_cast<long>(len), GRND_NONBLOCK);
+  return ret == static_cast<long>(len);
+}
+
+uint64_t now_ms() {
+  struct timespec ts;
+  // clock_gettime goes through the vDSO and neither allocates nor fails for
+  // this clock; it is the one libc call here, for speed.
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 +
+         static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+size_t system_page_size() {
+  unsigned long sz = getauxval(AT_PAGESZ);
+  return sz != 0 ? sz : 4096;
+}
+
+void abort_process() {
+  // glibc's abort() neither allocates nor flushes stdio (since 2.27), and it
+  // makes sure SIGABRT is delivered even if the program blocks or handles it.
+  abort();
+}
+
+}  // namespace rs::os

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// Base layer: the only interface to the kernel. Every call is a raw system
+// call: none allocates, none touches errno, none can be interposed by the
+// program. Failures come back as nullptr/false/negative errno values.
+#ifndef RS_OS_H_
+#define RS_OS_H_
+
+#include "base.h"
+
+namespace rs::os {
+
+/// Maps `size` bytes of zeroed read-write anonymous memory; nullptr on
+/// failure (for example under RLIMIT_AS).
+void* map(size_t size);
+
+/// Maps `size` bytes aligned to `align` (a power of two >= 4 KiB) by mapping
+/// more and trimming the ends; nullptr on failure.
+void* map_aligned(size_t size, size_t align);
+
+void unmap(void* p, size_t size);
+
+/// Grows or shrinks a mapping where it is; false on failure (the mapping is
+/// then unchanged).
+bool remap_in_place(void* p, size_t old_size, size_t new_size);
+
+/// Moves a mapping's pages onto [target, target + new_size), replacing what
+/// was mapped there; false on failure (both mappings are then unchanged).
+bool remap_to(void* p, size_t old_size, size_t new_size, void* target);
+
+/// Gives pages back to the kernel (MADV_DONTNEED): they read as zero next.
+bool release(void* p, size_t size);
+
+/// Transparent huge page advice for [p, p + size).
+void advise_hugepage(void* p, size_t size, bool want);
+
+long futex_wait(int* word, int expected);
+
+long futex_wake(int* word, int count);
+
+/// Writes all of buf to fd, retrying on EINTR and short writes.
+void write_all(int fd, const char* buf, size_t len);
+
+/// open(path, O_RDONLY|O_CLOEXEC); negative errno on failure.
+int open_read(const char* path);
+
+long read(int fd, void* buf, size_t len);
+
+void close(int fd);
+
+/// Fills buf with random bytes (getrandom, non-blocking); false on failure.
+bool random_bytes(void* buf, size_t len);
+
+/// Milliseconds from CLOCK_MONOTONIC_COARSE (vDSO; cheap).
+uint64_t now_ms();
+
+/// Size of the system's base page (AT_PAGESZ), e.g. 4096.
+size_t system_page_size();
+
+/// Kills the process with SIGABRT without calling into libc.
+[[noreturn]] void abort_process();
+
+}  // namespace rs::os
+
+#endif  // RS_OS_H_

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: MIT
+// Core layer: span allocation, splitting, coalescing and decay.
+//
+// Invariant: every page of every span the heap knows (free or in use) maps
+// to that span in the page map, so a neighbour lookup always finds the
+// current descriptor. Mapped large allocations record only their first
+// and last page, enough for frees and for the neighbour checks here.
+#include "page_heap.h"
+
+#include "os.h"
+#include "page_map.h"
+#include "settings.h"
+
+namespace rs {
+
+PageHeap g_page_heap;
+
+namespace {
+
+size_t list_index(size_t pages, size_t exact) {
+  return pages <= exact ? pages : 0;
+}
+
+}  // namespace
+
+void PageHeap::insert(Span* span) {
+  size_t i = list_index(span->num_pages, kExactLists);
+  span->state = SpanState::kFree;
+  span->prev = nullptr;
+  span->next = free_[i];
+  if (free_[i] != nullptr)
+    free_[i]->prev = span;
+  free_[i] = span;
+  stats_.free_bytes += span->bytes();
+  stats_.released_bytes += span->released_pages << kPageShift;
+  stats_.free_spans++;
+}
+
+void PageHeap::remove(Span* span) {
+  size_t i = list_index(span->num_pages, kExactLists);
+  if (span->prev != nullptr) {
+    span->prev->next = span->next;
+  } else {
+    free_[i] = span->next;
+  }
+  if (span->next != nullptr)
+    span->next->prev = span->prev;
+  span->next = span->prev = nullptr;
+  stats_.free_bytes -= span->bytes();
+  stats_.released_bytes -= span->released_pages << kPageShift;
+  stats_.free_spans--;
+}
+
+Span* PageHeap::take(size_t n) {
+  for (size_t i = n; i <= kExactLists; i++) {
+    if (free_[i] != nullptr)
+      return free_[i];
+  }
+  Span* best = nullptr;
+  for (Span* s = free_[0]; s != nullptr; s = s->next) {
+    if (s->num_pages >= n &&
+        (best == nullptr || s->num_pages < best->num_pages)) {
+      best = s;
+    }
+  }
+  return best;
+}
+
+Span* PageHeap::carve_tail(Span* span, size_t n) {
+  Span* tail = spans_.allocate();
+  if (tail == nullptr)
+    return nullptr;
+  size_t old = span->num_pages;
+  tail->first_page = span->first_page + old - n;
+  tail->num_pages = n;
+  // Released pages are not tracked page by page; split them in proportion.
+  tail->released_pages = span->released_pages * n / old;
+  tail->state = span->state;
+  tail->free_since_ms = span->free_since_ms;
+  span->num_pages = old - n;
+  span->released_pages -= tail->released_pages;
+  return tail;
+}
+
+bool PageHeap::grow(size_t n) {
+  if (n > (SIZE_MAX >> kPageShift) / 2)
+    return false;
+  size_t bytes = align_up(n << kPageShift, kChunkBytes);
+  void* mem = os::map_aligned(bytes, kChunkBytes);
+  if (mem == nullptr) {  // a tight RLIMIT_AS: ask for just what is needed
+    bytes = n << kPageShift;
+    mem = os::map_aligned(bytes, kPageSize);
+    if (mem == nullptr)
+      return false;
+  }
+  uintptr_t first = addr(mem) >> kPageShift;
+  size_t pages = bytes >> kPageShift;
+  Span* span = g_page_map.ensure(first, pages) ? spans_.allocate() : nullptr;
+  if (span == nullptr) {
+    os::unmap(mem, bytes);
+    return false;
+  }
+  if (g_config.thp != ThpSetting::kAuto) {
+    os::advise_hugepage(mem, bytes, g_config.thp == ThpSetting::kAlways);
+  }
+  stats_.heap_mapped_bytes += bytes;
+  span->first_page = first;
+  span->num_pages = pages;
+  span->released_pages = pages;  // fresh memory is not resident
+  span->free_since_ms = os::now_ms();
+  g_page_map.set_range(first, pages, span, 0);
+  free_locked(span);
+  return true;
+}
+
+Span* PageHeap::allocate_locked(size_t n) {
+  Span* span = take(n);
+  if (span == nullptr) {
+    if (!grow(n))
+      return nullptr;
+    span = take(n);
+    if (span == nullptr)
+      return nullptr;
+  }
+  remove(span);
+  if (span->num_pages > n) {
+    Span* tail = carve_tail(span, n);
+    insert(span);  // what is left stays free
+    if (tail == nullptr)
+      return nullptr;
+    span = tail;
+    g_page_map.set_range(span->first_page, n, span, 0);
+  }
+  span->state = SpanState::kLarge;  // in use; the caller sets the final state
+  return span;
+}
+
+Span* PageHeap::allocate(size_t n,
+                         SpanState state,
+                         uint8_t cls,
+                         size_t align_pages) {
+  LockGuard guard(lock_);
+  maybe_decay();
+  size_t want = n + align_pages - 1;
+  if (want < n)
+    return nullptr;
+  Span* span = allocate_locked(want);
+  if (span == nullptr)
+    return nullptr;
+  if (align_pages > 1) {
+    // Give back the pages before and after the aligned run.
+    size_t head = align_up(span->first_page, align_pages) - span->first_page;
+    size_t tail = span->num_pages - head - n;
+    if (tail != 0) {
+      Span* t = carve_tail(span, tail);
+      if (t == nullptr) {
+        free_locked(span);
+        return nullptr;
+      }
+      g_page_map.set_range(t->first_page, t->num_pages, t, 0);
+      free_locked(t);  // its left neighbour is in use: no merge
+    }
+    if (head != 0) {
+      Span* body = carve_tail(span, n);
+      if (body == nullptr) {
+        free_locked(span);
+        return nullptr;
+      }
+      g_page_map.set_range(body->first_page, n, body, 0);
+      free_locked(span);  // the head keeps the old descriptor and labels
+      span = body;
+    }
+  }
+  span->state = state;
+  span->size_class = cls;
+  span->free_since_ms = 0;
+  span->released_pages = 0;
+  if (cls != 0)
+    g_page_map.set_range(span->first_page, span->num_pages, span, cls);
+  if (state == SpanState::kSmall) {
+    stats_.small_span_bytes += span->bytes();
+  } else {
+    stats_.large_bytes += span->bytes();
+  }
+  return span;
+}
+
+void PageHeap::free_locked(Span* span) {
+  if (span->state == SpanState::kSmall) {
+    // Class 0 from now on, so a stray free of an old object is caught.
+    g_page_map.set_range(span->first_page, span->num_pages, span, 0);
+  }
+  span->state = SpanState::kFree;
+  span->size_class = 0;
+  span->free_list = nullptr;
+  if (span->free_since_ms == 0)
+    span->free_since_ms = os::now_ms();
+
+  Span* left = g_page_map.span_at(span->first_page - 1);
+  if (left != nullptr && left->state == SpanState::kFree) {
+    remove(left);
+    Span* keep = left->num_pages >= span->num_pages ? left : span;
+    Span* drop = keep == left ? span : left;
+    g_page_map.set_range(drop->first_page, drop->num_pages, keep, 0);
+    keep->first_page = left->first_page;
+    keep->num_pages = left->num_pages + span->num_pages;
+    keep->released_pages = left->released_pages + span->released_pages;
+    keep->free_since_ms = left->free_since_ms > span->free_since_ms
+                              ? left->free_since_ms
+                              : span->free_since_ms;
+    spans_.free(drop);
+    span = keep;
+  }
+  Span* right = g_page_map.span_at(span->first_page + span->num_pages);
+  if (right != nullptr && right->state == SpanState::kFree) {
+    remove(right);
+    Span* keep = right->num_pages > span->num_pages ? right : span;
+    Span* drop = keep == right ? span : right;
+    g_page_map.set_range(drop->first_page, drop->num_pages, keep, 0);
+    keep->first_page = span->first_page;
+    keep->num_pages = span->num_pages + right->num_pages;
+    keep->released_pages = span->released_pages + right->released_pages;
+    keep->free_since_ms = span->free_since_ms > right->free_since_ms
+                              ? span->free_since_ms
+                              : right->free_since_ms;
+    spans_.free(drop);
+    span = keep;
+  }
+  insert(span);
+}
+
+void PageHeap::free(Span* span) {
+  LockGuard guard(lock_);
+  if (span->state == SpanState::kSmall) {
+    stats_.small_span_bytes -= span->bytes();
+  } else {
+    stats_.large_bytes -= span->bytes();
+  }
+  span->free_since_ms = os::now_ms();
+  span->released_pages = 0;
+  free_locked(span);
+  maybe_decay();
+}
+
+bool PageHeap::free_large(Span* span, const void* p) {
+  LockGuard guard(lock_);
+  if (span->state != SpanState::kLarge || span->start() != addr(p))
+    return false;
+  stats_.large_bytes -= span->bytes();
+  span->free_since_ms = os::now_ms();
+  span->released_pages = 0;
+  free_locked(span);
+  maybe_decay();
+  return true;
+}
+
+Span* PageHeap::record_mapping(void* start, size_t bytes) {
+  LockGuard guard(lock_);
+  uintptr_t first = addr(start) >> kPageShift;
+  size_t pages = bytes >> kPageShift;
+  if (!g_page_map.ensure(first, pages))
+    return nullptr;
+  Span* span = spans_.allocate();
+  if (span == nullptr)
+    return nullptr;
+  span->first_page = first;
+  span->num_pages = pages;
+  span->state = SpanState::kMapped;
+  span->mapped_bytes = bytes;
+  g_page_map.set_range(first, 1, span, 0);
+  g_page_map.set_range(first + pages - 1, 1, span, 0);
+  stats_.mapped_large_bytes += bytes;
+  stats_.mapped_large_count++;
+  return span;
+}
+
+bool PageHeap::forget_mapping(Span* span, const void* p) {
+  LockGuard guard(lock_);
+  if (span->state != SpanState::kMapped || span->start() != addr(p))
+    return false;
+  g_page_map.set_range(span->first_page, 1, nullptr, 0);
+  g_page_map.set_range(span->first_page + span->num_pages - 1, 1, nullptr, 0);
+  stats_.mapped_large_bytes -= span->mapped_bytes;
+  stats_.mapped_large_count--;
+  span->state = SpanState::kFree;
+  spans_.free(span);
+  return true;
+}
+
+bool PageHeap::move_mapping(Span* span, void* new_start, size_t new_bytes) {
+  LockGuard guard(lock_);
+  uintptr_t first = addr(new_start) >> kPageShift;
+  size_t pages = new_bytes >> kPageShift;
+  if (!g_page_map.ensure(first, pages))
+    return false;
+  g_page_map.set_range(span->first_page, 1, nullptr, 0);
+  g_page_map.set_range(span->first_page + span->num_pages - 1, 1, nullptr, 0);
+  stats_.mapped_large_bytes += new_bytes - span->mapped_bytes;
+  span->first_page = first;
+  span->num_pages = pages;
+  span->mapped_bytes = new_bytes;
+  g_page_map.set_range(first, 1, span, 0);
+  g_page_map.set_range(first + pages - 1, 1, span, 0);
+  return true;
+}
+
+size_t PageHeap::release_locked(uint64_t decay_ms, uint64_t now) {
+  size_t released = 0;
+  for (size_t i = 0; i <= kExactLists; i++) {
+    for (Span* s = free_[i]; s != nullptr; s = s->next) {
+      if (s->released_pages == s->num_pages)
+        continue;
+      if (decay_ms != 0 && now - s->free_since_ms < decay_ms)
+        continue;
+      os::release(ptr_at<void>(s->start()), s->bytes());
+      size_t newly = s->num_pages - s->released_pages;
+      released += newly << kPageShift;
+      stats_.released_bytes += newly << kPageShift;
+      s->released_pages = s->num_pages;
+    }
+  }
+  return released;
+}
+
+void PageHeap::maybe_decay() {
+  uint64_t now = os::now_ms();
+  if (now < next_decay_ms_)
+    return;
+  uint64_t decay = g_config.decay_ms;
+  next_decay_ms_ = now + (decay / 4 > 0 ? decay / 4 : 0);
+  release_locked(decay, now);
+}
+
+size_t PageHeap::release(uint64_t decay_ms) {
+  LockGuard guard(lock_);
+  return release_locked(decay_ms, os::now_ms());
+}
+
+PageHeapStats PageHeap::stats() {
+  LockGuard guard(lock_);
+  PageHeapStats s = stats_;
+  s.metadata_bytes = spans_.mapped_bytes() + g_page_map.leaf_bytes();
+  return s;
+}
+
+}  // namespace rs

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+// Core layer: the page heap. Hands out spans of pages from address space
+// taken from the OS in 2 MiB-aligned chunks, coalesces freed spans, and
+// gives unused pages back to the OS after a decay time.
+#ifndef RS_PAGE_HEAP_H_
+#define RS_PAGE_HEAP_H_
+
+#include "base.h"
+#include "lock.h"
+#include "meta_arena.h"
+#include "span.h"
+
+namespace rs {
+
+/// Counters of the page heap, read under its lock.
+struct PageHeapStats {
+  size_t heap_mapped_bytes;   // address space of heap chunks
+  size_t free_bytes;          // in free spans, resident or not
+  size_t released_bytes;      // of free_bytes, returned to the OS
+  size_t small_span_bytes;    // in spans carved into objects
+  size_t large_bytes;         // in large spans from the heap
+  size_t mapped_large_bytes;  // in large allocations with own mappings
+  size_t mapped_large_count;  // how many of those
+  size_t metadata_bytes;      // span descriptors and page map leaves
+  size_t free_spans;          // number of free spans
+};
+
+/// All spans come from here. Every public function takes the heap lock.
+class PageHeap {
+ public:
+  /// A span of n pages in state `state`, its page map entries set (class
+  /// cls on every page for small spans). align_pages (a power of two) is
+  /// the alignment of its start in pages. nullptr when out of memory.
+  Span* allocate(size_t n,
+                 SpanState state,
+                 uint8_t cls,
+                 size_t align_pages = 1);
+
+  /// Returns a span from allocate() to the free lists, coalescing it.
+  void free(Span* span);
+
+  /// Frees the large span that starts at p. False when p is not the start
+  /// of a live large span (an invalid or double free).
+  bool free_large(Span* span, const void* p);
+
+  /// A descriptor for a mapping made by the caller, recorded in the page
+  /// map (its first and last page) so frees find it; nullptr on failure.
+  Span* record_mapping(void* start, size_t bytes);
+
+  /// Forgets a recorded mapping after checking p is its start; false when it
+  /// is not a live mapped span. The caller unmaps.
+  bool forget_mapping(Span* span, const void* p);
+
+  /// Moves a recorded mapping's page map entries after mremap.
+  bool move_mapping(Span* span, void* new_start, size_t new_bytes);
+
+  /// Returns free pages to the OS: those free for at least decay_ms (all
+  /// of them when decay_ms is 0). Returns bytes released now.
+  size_t release(uint64_t decay_ms);
+
+  PageHeapStats stats();
+
+  Lock& lock() { return lock_; }
+
+ private:
+  static constexpr size_t kExactLists = 128;  // lists for 1..128 pages
+  static constexpr size_t kChunkBytes = kHugePageSize;
+
+  Span* allocate_locked(size_t n);
+  Span* take(size_t n);
+  bool grow(size_t n);
+  void insert(Span* span);
+  void remove(Span* span);
+  void free_locked(Span* span);
+  Span* carve_tail(Span* span, size_t n);
+  void maybe_decay();
+  size_t release_locked(uint64_t decay_ms, uint64_t now);
+
+  Lock lock_;
+  Span* free_[kExactLists + 1];  // free spans by length; [0]: longer ones
+  SpanArena spans_;              // descriptors
+  PageHeapStats stats_;          // counters (metadata_bytes computed)
+  uint64_t next_decay_ms_;       // when maybe_decay() next does work
+};
+
+extern PageHeap g_page_heap;
+
+}  // namespace rs
+
+#endif  // RS_PAGE_HEAP_H_

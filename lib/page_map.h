@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// Core layer: the radix page map from page number to span and size class.
+// Two levels over 48-bit addresses; the root is static, leaves are mapped
+// on demand and never freed. Lookups take no lock.
+#ifndef RS_PAGE_MAP_H_
+#define RS_PAGE_MAP_H_
+
+#include "base.h"
+#include "span.h"
+
+namespace rs {
+
+/// Answers "is this ours, which class, which span" for any address.
+class PageMap {
+ public:
+  static constexpr size_t kPageBits = kAddressBits - kPageShift;  // 35
+  static constexpr size_t kLeafBits = 18;
+  static constexpr size_t kRootBits = kPageBits - kLeafBits;  // 17
+  static constexpr size_t kLeafLength = size_t{1} << kLeafBits;
+  static constexpr size_t kRootLength = size_t{1} << kRootBits;
+
+  /// One leaf covers kLeafLength pages (2 GiB of address space).
+  struct Leaf {
+    Span* span[kLeafLength];          // the span holding each page, or nullptr
+    uint8_t size_class[kLeafLength];  // its class for small spans, else 0
+  };
+
+  /// The size class of the object at p; 0 when p is not in a small span
+  /// (including pointers that are not ours, and nullptr). Two loads.
+  RS_FAST_PATH size_t class_of(const void* p) const {
+    uintptr_t page = addr(p) >> kPageShift;
+    if (RS_UNLIKELY(page >> kPageBits))
+      return 0;
+    const Leaf* leaf = load_leaf(page >> kLeafBits);
+    if (leaf == nullptr)
+      return 0;
+    return leaf->size_class[page & (kLeafLength - 1)];
+  }
+
+  /// The span holding p, or nullptr when p is not in memory we manage.
+  RS_FAST_PATH Span* span_of(const void* p) const {
+    return span_at(addr(p) >> kPageShift);
+  }
+
+  RS_FAST_PATH Span* span_at(uintptr_t page) const {
+    if (RS_UNLIKELY(page >> kPageBits))
+      return nullptr;
+    const Leaf* leaf = load_leaf(page >> kLeafBits);
+    if (leaf == nullptr)
+      return nullptr;
+    return leaf->span[page & (kLeafLength - 1)];
+  }
+
+  /// Makes sure leaves exist for [page, page + n); false when out of memory.
+  /// Caller holds the page heap lock.
+  bool ensure(uintptr_t page, size_t n);
+
+  /// Points pages [page, page + n) at span with class cls. Leaves must
+  /// exist (ensure). Caller holds the page heap lock.
+  void set_range(uintptr_t page, size_t n, Span* span, uint8_t cls);
+
+  /// Bytes of leaves mapped so far (metadata statistics).
+  size_t leaf_bytes() const {
+    return __atomic_load_n(&leaf_bytes_, __ATOMIC_RELAXED);
+  }
+
+ private:
+  RS_FAST_PATH const Leaf* load_leaf(uintptr_t i) const {
+    return __atomic_load_n(&root_[i], __ATOMIC_ACQUIRE);
+  }
+
+  Leaf* root_[kRootLength];  // lazily mapped leaves
+  size_t leaf_bytes_;        // total bytes of leaves
+};
+
+extern PageMap g_page_map;
+
+}  // namespace rs
+
+#endif  // RS_PAGE_MAP_H_

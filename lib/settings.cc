@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: MIT
+// Base layer: reading and checking the RSMALLOC_* settings.
+#include "settings.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+namespace rs {
+
+Config g_config;
+
+namespace {
+
+bool equals(const char* a, const char* b) {
+  while (*a != '\0' && *a == *b) {
+    a++;
+    b++;
+  }
+  return *a == *b;
+}
+
+void report(const char* name, const char* value, const char* expected) {
+  Log log;
+  log.str("rsmalloc: ignoring ").str(name).chr('=').str(value);
+  log.str(": expected ").str(expected).str("; keeping the default\n");
+}
+
+/// Looks `name` up; a setuid or setgid program sees nothing.
+const char* lookup(const char* name) {
+  return secure_getenv(name);
+}
+
+template <typename T, typename Parse>
+void read_setting(const char* name,
+                  T* field,
+                  Parse parse,
+                  const char* expected) {
+  const char* value = lookup(name);
+  if (value == nullptr)
+    return;
+  if (!parse(value, field))
+    report(name, value, expected);
+}
+
+bool parse_rseq(const char* s, RseqSetting* out) {
+  if (equals(s, "auto") || equals(s, "1")) {
+    *out = RseqSetting::kAuto;
+  } else if (equals(s, "0")) {
+    *out = RseqSetting::kOff;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool parse_thp(const char* s, ThpSetting* out) {
+  if (equals(s, "auto")) {
+    *out = ThpSetting::kAuto;
+  } else if (equals(s, "always")) {
+    *out = ThpSetting::kAlways;
+  } else if (equals(s, "never")) {
+    *out = ThpSetting::kNever;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool parse_stats(const char* s, StatsSetting* out) {
+  if (equals(s, "0")) {
+    *out = StatsSetting::kOff;
+  } else if (equals(s, "1")) {
+    *out = StatsSetting::kText;
+  } else if (equals(s, "json")) {
+    *out = StatsSetting::kJson;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool parse_cache_size(const char* s, size_t* out) {
+  size_t v;
+  // At least one page's worth, at most 1 GiB per CPU.
+  if (!parse_size(s, &v) || v < kPageSize || v > (size_t{1} << 30)) {
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+bool parse_decay(const char* s, uint64_t* out) {
+  uint64_t v;
+  if (!parse_u64(s, &v) || v > 3600u * 1000u)
+    return false;
+  *out = v;
+  return true;
+}
+
+const char* thp_name(ThpSetting t) {
+  switch (t) {
+    case ThpSetting::kAlways:
+      return "always";
+    case ThpSetting::kNever:
+      return "never";
+    case ThpSetting::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+const char* stats_name(StatsSetting s) {
+  switch (s) {
+    case StatsSetting::kText:
+      return "1";
+    case StatsSetting::kJson:
+      return "json";
+    case StatsSetting::kOff:
+      break;
+  }
+  return "0";
+}
+
+}  // namespace
+
+bool parse_bool(const char* s, bool* out) {
+  if (equals(s, "0")) {
+    *out = false;
+  } else if (equals(s, "1")) {
+    *out = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool parse_u64(const char* s, uint64_t* out) {
+  if (*s == '\0')
+    return false;
+  uint64_t v = 0;
+  for (; *s != '\0'; s++) {
+    if (*s < '0' || *s > '9')
+      return false;
+    uint64_t digit = static_cast<uint64_t>(*s - '0');
+    if (v > (UINT64_MAX - digit) / 10)
+      return false;
+    v = v * 10 + digit;
+  }
+  *out = v;
+  return true;
+}
+
+bool parse_size(const char* s, size_t* out) {
+  char digits[24];
+  size_t n = 0;
+  while (s[n] >= '0' && s[n] <= '9') {
+    if (n + 1 == sizeof(digits))
+      return false;
+    digits[n] = s[n];
+    n++;
+  }
+  digits[n] = '\0';
+  uint64_t v;
+  if (!parse_u64(digits, &v))
+    return false;
+  unsigned shift = 0;
+  const char* suffix = s + n;
+  if (equals(suffix, "k") || equals(suffix, "K")) {
+    shift = 10;
+  } else if (equals(suffix, "m") || equals(suffix, "M")) {
+    shift = 20;
+  } else if (equals(suffix, "g") || equals(suffix, "G")) {
+    shift = 30;
+  } else if (*suffix != '\0') {
+    return false;
+  }
+  if (shift != 0 && v > (UINT64_MAX >> shift))
+    return false;
+  *out = static_cast<size_t>(v << shift);
+  return true;
+}
+
+bool load_config() {
+  if (environ == nullptr)
+    return false;
+  read_setting("RSMALLOC_DISABLE", &g_config.disable, parse_bool, "0 or 1");
+  read_setting("RSMALLOC_VERBOSE", &g_config.verbose, parse_bool, "0 or 1");
+  read_setting("RSMALLOC_RSEQ", &g_config.rseq, parse_rseq, "auto, 1 or 0");
+  read_setting("RSMALLOC_CPU_CACHE", &g_config.cpu_cache_bytes,
+               parse_cache_size, "a size from 8K to 1G, e.g. 2M");
+  read_setting("RSMALLOC_DECAY_MS", &g_config.decay_ms, parse_decay,
+               "milliseconds from 0 to 3600000");
+  read_setting("RSMALLOC_THP", &g_config.thp, parse_thp,
+               "auto, always or never");
+  read_setting("RSMALLOC_STATS", &g_config.stats, parse_stats, "0, 1 or json");
+  return true;
+}
+
+void print_config(const char* cache_mode) {
+  Log log;
+  log.str("rsmalloc: version " PACKAGE_VERSION ", pid ");
+  log.dec(static_cast<uint64_t>(getpid()));
+  log.str("\nrsmalloc: cache mode ").str(cache_mode);
+  log.str("\nrsmalloc: RSMALLOC_DISABLE=").dec(g_config.disable);
+  log.str(" RSMALLOC_RSEQ=");
+  log.str(g_config.rseq == RseqSetting::kOff ? "0" : "auto");
+  log.str(" RSMALLOC_CPU_CACHE=").dec(g_config.cpu_cache_bytes);
+  log.str(" RSMALLOC_DECAY_MS=").dec(g_config.decay_ms);
+  log.str(" RSMALLOC_THP=").str(thp_name(g_config.thp));
+  log.str(" RSMALLOC_STATS=").str(stats_name(g_config.stats)).chr('\n');
+}
+
+}  // namespace rs

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+// Core layer: the size-class table. Class 0 means "not a small object";
+// classes 1..kNumClasses-1 run from 16 B to 256 KiB with at most 12.5%
+// internal waste above 128 B. Built at compile time.
+#ifndef RS_SIZE_CLASS_H_
+#define RS_SIZE_CLASS_H_
+
+#include "base.h"
+
+namespace rs {
+
+inline constexpr size_t kNumClasses = 97;        // including class 0
+inline constexpr size_t kSmallLookupMax = 1024;  // 16-byte steps up to here
+
+/// What the allocator knows about one size class.
+struct ClassInfo {
+  uint32_t size;          // object size in bytes
+  uint16_t span_pages;    // pages per span
+  uint16_t batch;         // objects moved per refill or drain
+  uint16_t max_capacity;  // most objects a CPU cache holds of this class
+  uint16_t objects;       // objects per span
+  uint64_t div_magic;     // ceil(2^40 / size): offset / size by multiply
+};
+
+namespace detail {
+
+struct ClassTable {
+  ClassInfo info[kNumClasses];
+  uint8_t small_index[kSmallLookupMax / 16 + 1];  // by (n + 15) / 16
+  uint8_t large_index[kMaxSmallSize / 128 + 1];   // by (n + 127) / 128
+};
+
+constexpr size_t clamp(size_t v, size_t lo, size_t hi) {
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+constexpr ClassTable make_class_table() {
+  ClassTable t{};
+  size_t n = 1;
+  for (size_t s = 16; s <= 128; s += 16)
+    t.info[n++].size = static_cast<uint32_t>(s);
+  for (size_t base = 128; base < kMaxSmallSize; base *= 2) {
+    for (size_t j = 1; j <= 8; j++) {
+      t.info[n++].size = static_cast<uint32_t>(base + base / 8 * j);
+    }
+  }
+  for (size_t c = 1; c < kNumClasses; c++) {
+    ClassInfo& ci = t.info[c];
+    size_t size = ci.size;
+    size_t target = clamp(size * 8, kPageSize, 256 * 1024);
+    size_t pages = (target + kPageSize - 1) / kPageSize;
+    while ((pages * kPageSize) % size > pages * kPageSize / 8)
+      pages++;
+    ci.span_pages = static_cast<uint16_t>(pages);
+    ci.objects = static_cast<uint16_t>(pages * kPageSize / size);
+    ci.batch = static_cast<uint16_t>(clamp(16 * 1024 / size, 1, 32));
+    ci.max_capacity = static_cast<uint16_t>(clamp(128 * 1024 / size, 2, 1024));
+    ci.div_magic = ((uint64_t{1} << 40) + size - 1) / size;
+  }
+  size_t c = 1;
+  for (size_t i = 0; i <= kSmallLookupMax / 16; i++) {
+    while (t.info[c].size < i * 16)
+      c++;
+    t.small_index[i] = static_cast<uint8_t>(c);
+  }
+  c = 1;
+  for (size_t i = 0; i <= kMaxSmallSize / 128; i++) {
+    while (t.info[c].size < i * 128)
+      c++;
+    t.large_index[i] = static_cast<uint8_t>(c);
+  }
+  return t;
+}
+
+inline constexpr ClassTable kClassTable = make_class_table();
+
+}  // namespace detail
+
+/// The size class for a request of n <= kMaxSmallSize bytes (n may be 0).
+RS_FAST_PATH size_t size_class_of(size_t n) {
+  if (n <= kSmallLookupMax)
+    return detail::kClassTable.small_index[(n + 15) >> 4];
+  return detail::kClassTable.large_index[(n + 127) >> 7];
+}
+
+RS_FAST_PATH const ClassInfo& class_info(size_t cls) {
+  return detail::kClassTable.info[cls];
+}
+
+RS_FAST_PATH size_t class_size(size_t cls) {
+  return detail::kClassTable.info[cls].size;
+}
+
+/// offset / size for an offset inside a span of this class.
+RS_FAST_PATH size_t class_divide(size_t cls, size_t offset) {
+  return static_cast<size_t>(
+      (offset * detail::kClassTable.info[cls].div_magic) >> 40);
+}
+
+/// Total slots all classes may use in one CPU cache.
+constexpr size_t total_max_capacity() {
+  size_t sum = 0;
+  for (size_t c = 1; c < kNumClasses; c++)
+    sum += detail::kClassTable.info[c].max_capacity;
+  return sum;
+}
+
+}  // namespace rs
+
+#endif  // RS_SIZE_CLASS_H_

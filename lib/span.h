@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// Core layer: the span descriptor. Spans are runs of pages with one purpose;
+// their descriptors live out of band, in metadata memory (meta_arena.h).
+#ifndef RS_SPAN_H_
+#define RS_SPAN_H_
+
+#include "base.h"
+
+namespace rs {
+
+enum class SpanState : uint8_t {
+  kFree,    // in the page heap's free lists
+  kSmall,   // carved into objects of one size class
+  kLarge,   // one large allocation from the page heap
+  kMapped,  // one large allocation with its own mapping
+};
+
+/// A run of pages. Which lock protects which field is stated per field.
+struct Span {
+  Span* next;            // list link (page heap free list or central list)
+  Span* prev;            // list link
+  uintptr_t first_page;  // address >> kPageShift of the first page
+  size_t num_pages;      // length in pages
+  void* free_list;       // kSmall: freed objects, links encoded (central lock)
+  uintptr_t bump;        // kSmall: next never-used object address (central)
+  uint32_t allocated;    // kSmall: objects out of the span (central lock)
+  uint16_t size_class;   // kSmall: its class; 0 otherwise
+  SpanState state;       // what the span is (page heap lock)
+  bool on_list;          // kSmall: on the central list's nonempty list
+  uint64_t free_since_ms;  // kFree: when it was freed, for decay
+  size_t released_pages;   // kFree: pages already returned to the OS (0 or all)
+  size_t mapped_bytes;     // kMapped: length of the mapping
+
+  uintptr_t start() const { return first_page << kPageShift; }
+
+  size_t bytes() const { return num_pages << kPageShift; }
+
+  uintptr_t end() const { return start() + bytes(); }
+};
+
+}  // namespace rs
+
+#endif  // RS_SPAN_H_

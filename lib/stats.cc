@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+// Core layer: rendering statistics as text and JSON.
+#include "stats.h"
+
+#include "config.h"
+
+namespace rs {
+namespace {
+
+void line(Log& log, const char* label, size_t bytes) {
+  log.str("rsmalloc:   ").str(label).dec(bytes).str(" bytes (");
+  log.dec(bytes >> 10).str(" KiB)\n");
+}
+
+void field(Log& log, const char* name, size_t value, bool comma = true) {
+  log.chr('"').str(name).str("\": ").dec(value);
+  if (comma)
+    log.str(", ");
+}
+
+}  // namespace
+
+void format_stats_text(Log& log, const Stats& s, const char* cache_mode) {
+  log.str("rsmalloc: statistics (cache mode ").str(cache_mode).str(")\n");
+  line(log, "in use by the program:   ", s.in_use_bytes);
+  line(log, "  small objects:         ", s.small_in_use_bytes);
+  line(log, "  large allocations:     ", s.large_in_use_bytes);
+  line(log, "cached in CPU caches:    ", s.cpu_cache_bytes);
+  line(log, "free in central lists:   ", s.central_free_bytes);
+  line(log, "free in page heap:       ", s.heap_free_bytes);
+  line(log, "metadata:                ", s.metadata_bytes);
+  line(log, "returned to the OS:      ", s.released_bytes);
+  line(log, "mapped from the OS:      ", s.mapped_bytes);
+  log.str(
+      "rsmalloc:   resident estimate = in use + cached + free in lists "
+      "and heap + metadata = ");
+  log.dec(s.in_use_bytes + s.cpu_cache_bytes + s.central_free_bytes +
+          s.heap_free_bytes + s.metadata_bytes);
+  log.str(
+      " bytes\nrsmalloc:   class     size    in use    cached      free"
+      "     spans\n");
+  for (size_t c = 1; c < kNumClasses; c++) {
+    const ClassStats& cs = s.classes[c];
+    if (cs.spans == 0 && cs.cached == 0)
+      continue;
+    log.str("rsmalloc:   ").dec(c).str(" ").dec(class_size(c)).str(" ");
+    log.dec(cs.in_use).str(" ").dec(cs.cached).str(" ").dec(cs.free);
+    log.str(" ").dec(cs.spans).chr('\n');
+  }
+}
+
+void format_stats_json(Log& log, const Stats& s, const char* cache_mode) {
+  log.str("{\"version\": \"" PACKAGE_VERSION "\", \"cache_mode\": \"");
+  log.str(cache_mode).str("\", ");
+  field(log, "in_use_bytes", s.in_use_bytes);
+  field(log, "small_in_use_bytes", s.small_in_use_bytes);
+  field(log, "large_in_use_bytes", s.large_in_use_bytes);
+  field(log, "cpu_cache_bytes", s.cpu_cache_bytes);
+  field(log, "central_free_bytes", s.central_free_bytes);
+  field(log, "heap_free_bytes", s.heap_free_bytes);
+  field(log, "released_bytes", s.released_bytes);
+  field(log, "metadata_bytes", s.metadata_bytes);
+  field(log, "mapped_bytes", s.mapped_bytes);
+  field(log, "mapped_large_count", s.mapped_large_count);
+  field(log, "mapped_large_bytes", s.mapped_large_bytes);
+  log.str("\"classes\": [");
+  bool first = true;
+  for (size_t c = 1; c < kNumClasses; c++) {
+    const ClassStats& cs = s.classes[c];
+    if (cs.spans == 0 && cs.cached == 0)
+      continue;
+    if (!first)
+      log.str(", ");
+    first = false;
+    log.chr('{');
+    field(log, "class", c);
+    field(log, "size", class_size(c));
+    field(log, "in_use", cs.in_use);
+    field(log, "cached", cs.cached);
+    field(log, "free", cs.free);
+    field(log, "spans", cs.spans, false);
+    log.chr('}');
+  }
+  log.str("]}");
+}
+
+}  // namespace rs

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+// Core layer: a snapshot of where the allocator's memory is, and its text
+// and JSON renderings. Collected on demand from the central lists, the
+// page heap and the CPU caches; nothing is counted on the fast path.
+#ifndef RS_STATS_H_
+#define RS_STATS_H_
+
+#include "base.h"
+#include "log.h"
+#include "size_class.h"
+
+namespace rs {
+
+/// Per-class figures of a snapshot.
+struct ClassStats {
+  size_t in_use;  // objects held by the program
+  size_t cached;  // objects in CPU caches
+  size_t free;    // free objects in the class's spans
+  size_t spans;   // spans of the class
+};
+
+/// Where every byte rsmalloc took from the OS is.
+struct Stats {
+  size_t in_use_bytes;        // held by the program (small + large)
+  size_t small_in_use_bytes;  // of which small objects
+  size_t large_in_use_bytes;  // of which large allocations
+  size_t cpu_cache_bytes;     // objects waiting in CPU caches
+  size_t central_free_bytes;  // free objects in spans of the central lists
+  size_t heap_free_bytes;     // free pages in the page heap, still resident
+  size_t released_bytes;      // free pages returned to the OS
+  size_t metadata_bytes;      // span descriptors, page map, cache regions
+  size_t mapped_bytes;        // address space taken from the OS
+  size_t mapped_large_count;  // large allocations with their own mapping
+  size_t mapped_large_bytes;  // their bytes
+  size_t free_spans;          // free spans in the page heap
+  ClassStats classes[kNumClasses];  // per size class
+};
+
+void format_stats_text(Log& log, const Stats& s, const char* cache_mode);
+
+void format_stats_json(Log& log, const Stats& s, const char* cache_mode);
+
+}  // namespace rs
+
+#endif  // RS_STATS_H_
