@@ -60,7 +60,7 @@ void fork_child() {
   g_page_heap.lock().reset();
   for (size_t c = 1; c < kNumClasses; c++)
     g_central[c].lock().reset();
-  g_cpu_cache.reset_locks();
+  g_cpu_cache.after_fork_child();
   g_init_lock.reset();
 }
 
@@ -78,15 +78,7 @@ uintptr_t make_secret() {
 
 void apply_settings() {
   g_disabled = g_config.disable;
-  if (g_disabled) {
-    g_mode = "disabled";
-  } else if (!g_cpu_cache.active()) {
-    g_mode = "fallback: no memory for per-CPU caches";
-  } else if (g_config.rseq == RseqSetting::kOff) {
-    g_mode = "fallback: RSMALLOC_RSEQ=0";
-  } else {
-    g_mode = "fallback: rseq support not built";
-  }
+  g_mode = g_disabled ? "disabled" : g_cpu_cache.describe();
 }
 
 void start_caches() {
@@ -98,7 +90,8 @@ void start_caches() {
     limits[c] = {ci.size, ci.batch, ci.max_capacity};
   }
   g_cpu_cache.init(limits, kNumClasses, {refill, drain},
-                   g_config.cpu_cache_bytes);
+                   g_config.cpu_cache_bytes,
+                   g_config.rseq != RseqSetting::kOff);
 }
 
 RS_SLOW_PATH void init() {
@@ -136,7 +129,7 @@ __attribute__((constructor)) void late_init() {
   g_settings_read = load_config();
   if (!g_settings_read)
     return;
-  if (!g_config.disable && !g_cpu_cache.active())
+  if (!g_config.disable && g_cpu_cache.mode() == rseq::Mode::kNone)
     start_caches();
   apply_settings();
   if (g_config.verbose)

@@ -118,6 +118,10 @@ long futex_wake(int* word, int count) {
   return sys(SYS_futex, L(word), FUTEX_WAKE_PRIVATE, count);
 }
 
+long membarrier(int cmd) {
+  return sys(SYS_membarrier, cmd, 0, 0);
+}
+
 void write_all(int fd, const char* buf, size_t len) {
   while (len > 0) {
     long n = sys(SYS_write, fd, L(buf), static_cast<long>(len));

@@ -37,6 +37,9 @@ long futex_wait(int* word, int expected);
 
 long futex_wake(int* word, int count);
 
+/// membarrier(cmd, 0, 0); negative errno on failure.
+long membarrier(int cmd);
+
 /// Writes all of buf to fd, retrying on EINTR and short writes.
 void write_all(int fd, const char* buf, size_t len);
 

@@ -1,20 +1,28 @@
 // SPDX-License-Identifier: MIT
-// rseq layer: region layout, slow paths and cross-CPU operations of the
-// per-CPU caches. In this version every access takes the CPU's lock (the
-// fallback mode); the rseq primitives replace pop/push where available.
+// rseq layer: mode selection, region layout, slow paths and the cross-CPU
+// drain of the per-CPU caches.
 #include "rseq/cpu_cache.h"
 
 #include <sched.h>
 
+#include "log.h"
 #include "os.h"
+
+#ifdef RS_RSEQ_INJECT
+extern "C" {
+volatile uint32_t rs_rseq_inject_spins[8];
+volatile uint64_t rs_rseq_aborts;
+}
+#endif
 
 namespace rs::rseq {
 namespace {
 
 constexpr size_t kMaxCpus = 8192;
-constexpr int kMaxBatch = 64;
+constexpr size_t kMaxBatch = 64;
 
-/// Parses a CPU list such as "0-3,8,10-11" and returns the highest CPU + 1.
+/// Parses a CPU list such as "0-3,8,10-11" and returns the highest CPU + 1,
+/// or 0 if it is malformed.
 size_t parse_cpu_list(const char* s, size_t len) {
   size_t highest = 0, value = 0;
   bool have = false;
@@ -22,7 +30,7 @@ size_t parse_cpu_list(const char* s, size_t len) {
     char c = i < len ? s[i] : '\n';
     if (c >= '0' && c <= '9') {
       value = value * 10 + static_cast<size_t>(c - '0');
-      if (value > kMaxCpus)
+      if (value >= kMaxCpus)
         return 0;
       have = true;
     } else if (c == '-' || c == ',' || c == '\n') {
@@ -44,15 +52,14 @@ size_t parse_cpu_list(const char* s, size_t len) {
 size_t possible_cpus() {
   char buf[256];
   int fd = os::open_read("/sys/devices/system/cpu/possible");
-  if (fd >= 0) {
-    long n = os::read(fd, buf, sizeof(buf));
-    os::close(fd);
-    if (n > 0) {
-      size_t cpus = parse_cpu_list(buf, static_cast<size_t>(n));
-      if (cpus > 0)
-        return cpus;
-    }
-  }
+  if (fd < 0)
+    return 0;
+  long n = os::read(fd, buf, sizeof(buf));
+  os::close(fd);
+  return n > 0 ? parse_cpu_list(buf, static_cast<size_t>(n)) : 0;
+}
+
+size_t possible_cpus_fallback() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) {
     for (size_t cpu = CPU_SETSIZE; cpu > 0; cpu--) {
@@ -63,182 +70,337 @@ size_t possible_cpus() {
   return 1;
 }
 
-bool CpuCache::init(const ClassLimits* limits,
-                    size_t num_classes,
-                    Backend backend,
-                    size_t budget_bytes) {
-  if (num_classes > kMaxClasses)
-    return false;
-  size_t slots = num_classes;  // the headers take the first slots' room
-  for (size_t c = 1; c < num_classes; c++)
-    slots += limits[c].max_capacity;
-  if (slots * sizeof(void*) > kRegionBytes || slots > UINT16_MAX)
-    return false;
-
-  size_t cpus = possible_cpus();
-  void* states = os::map(align_up(cpus * sizeof(CpuState), kPageSize));
+bool CpuCache::map_regions() {
+  size_t states_bytes = align_up(num_cpus_ * sizeof(CpuState), kPageSize);
+  void* states = os::map(states_bytes);
   if (states == nullptr)
     return false;
-  void* regions = os::map(cpus << kRegionShift);
+  void* regions = os::map(num_cpus_ << kRegionShift);
   if (regions == nullptr) {
-    os::unmap(states, align_up(cpus * sizeof(CpuState), kPageSize));
+    os::unmap(states, states_bytes);
     return false;
   }
-  for (size_t c = 0; c < num_classes; c++)
-    limits_[c] = limits[c];
-  num_classes_ = num_classes;
-  backend_ = backend;
-  budget_bytes_ = budget_bytes;
-  num_cpus_ = cpus;
+  // Regions are touched sparsely; a huge page would make RSS lie.
+  os::advise_hugepage(regions, num_cpus_ << kRegionShift, false);
   states_ = static_cast<CpuState*>(states);
-  __atomic_store_n(&regions_, static_cast<char*>(regions), __ATOMIC_RELEASE);
+  regions_ = static_cast<char*>(regions);
   return true;
 }
 
+void CpuCache::init(const ClassLimits* limits,
+                    size_t num_classes,
+                    Backend backend,
+                    size_t budget_bytes,
+                    bool want_rseq) {
+  if (num_classes > kMaxClasses)
+    return;
+  size_t slots = num_classes;  // the headers take the first slots' room
+  for (size_t c = 1; c < num_classes; c++) {
+    limits_[c] = limits[c];
+    begin_[c] = static_cast<uint16_t>(slots);
+    slots += limits[c].max_capacity;
+  }
+  if (slots * sizeof(void*) > kRegionBytes || slots > UINT16_MAX)
+    return;
+  num_classes_ = num_classes;
+  backend_ = backend;
+  budget_bytes_ = budget_bytes;
+
+  Support rs = probe();
+  size_t cpus = possible_cpus();
+  if (want_rseq && rs.usable && cpus == 0) {
+    rs.usable = false;
+    rs.reason = "cannot read /sys/devices/system/cpu/possible";
+  }
+  if (want_rseq && rs.usable && !register_fence()) {
+    rs.usable = false;
+    rs.reason = "membarrier(PRIVATE_EXPEDITED_RSEQ) refused";
+  }
+  num_cpus_ = cpus != 0 ? cpus : possible_cpus_fallback();
+  if (!map_regions()) {
+    description_ = "fallback: no memory for per-CPU caches";
+    return;
+  }
+  if (!want_rseq) {
+    mode_ = Mode::kLocked;
+    description_ = "fallback: RSMALLOC_RSEQ=0";
+    return;
+  }
+  if (!rs.usable) {
+    mode_ = Mode::kLocked;
+    Log text(reason_buf_, sizeof(reason_buf_));
+    text.str("fallback: ").str(rs.reason);
+    text.terminate();
+    description_ = reason_buf_;
+    return;
+  }
+  mode_ = Mode::kRseq;
+  index_ = rs.index;
+  fence_ok_ = true;
+  description_ = rs.index == Index::kMmCid ? "rseq/mm_cid" : "rseq/cpu_id";
+  long idx = rs.index == Index::kMmCid ? kMmCidOffset : kCpuIdOffset;
+  where_.area_off = rs.area_offset;
+  where_.idx_off = rs.area_offset + idx;
+  __atomic_store_n(&where_.base, regions_, __ATOMIC_RELEASE);
+}
+
+size_t CpuCache::current_cpu() const {
+  size_t c;
+  if (mode_ == Mode::kRseq) {
+    c = thread_index(where_.area_off, index_);
+  } else {
+    int cpu = sched_getcpu();  // glibc reads rseq's cpu_id or the vDSO
+    c = cpu < 0 ? 0 : static_cast<size_t>(cpu);
+  }
+  return RS_LIKELY(c < num_cpus_) ? c : c % num_cpus_;
+}
+
+bool CpuCache::thread_has_rseq() const {
+  return thread_cpu_id(where_.area_off) >= 0;
+}
+
 void CpuCache::init_region(size_t cpu) {
-  uint16_t index = static_cast<uint16_t>(num_classes_);
   for (size_t c = 1; c < num_classes_; c++) {
     Header h;
-    h.current = h.end = h.begin = index;
-    index = static_cast<uint16_t>(index + limits_[c].max_capacity);
-    h.max_end = index;
-    // One 8-byte store, so a reader never sees half a header.
+    h.current = h.end = h.begin = begin_[c];
+    h.max_end = static_cast<uint16_t>(begin_[c] + limits_[c].max_capacity);
+    // One 8-byte store: a section on the owning CPU sees all or nothing.
     __atomic_store(header(cpu, c), &h, __ATOMIC_RELEASE);
   }
   states_[cpu].initialised = true;
 }
 
+void CpuCache::ensure_region(size_t cpu) {
+  CpuState& st = states_[cpu];
+  if (__atomic_load_n(&st.initialised, __ATOMIC_ACQUIRE))
+    return;
+  LockGuard guard(st.lock);
+  if (!st.initialised)
+    init_region(cpu);
+}
+
 bool CpuCache::grow(size_t cpu, size_t cls) {
   Header* h = header(cpu, cls);
   const ClassLimits& lim = limits_[cls];
-  if (h->end >= h->max_end)
+  uint16_t end = __atomic_load_n(&h->end, __ATOMIC_RELAXED);
+  uint16_t max_end = h->max_end;
+  if (end >= max_end)
     return false;
-  size_t add = h->max_end - h->end;
+  size_t add = max_end - end;
   if (add > lim.batch)
     add = lim.batch;
   size_t bytes = add * lim.size;
   CpuState& st = states_[cpu];
-  if (st.capacity_bytes + bytes > budget_bytes_ && h->end > h->begin)
+  // The first batch is always allowed, so every class can cache something.
+  if (st.capacity_bytes + bytes > budget_bytes_ && end > h->begin)
     return false;
-  h->end = static_cast<uint16_t>(h->end + add);
+  // Growing only adds room: a section that read the old end is still right.
+  __atomic_store_n(&h->end, static_cast<uint16_t>(end + add), __ATOMIC_RELEASE);
   st.capacity_bytes += bytes;
   return true;
 }
 
+size_t CpuCache::push_batch(size_t cls, void* const* objs, size_t n) {
+  if (n == 0)
+    return 0;
+  return rseq::push_batch(where_, cls, objs, n);
+}
+
+size_t CpuCache::pop_batch(size_t cls, void** out, size_t n) {
+  return rseq::pop_batch(where_, cls, out, n);
+}
+
 void* CpuCache::pop_slow(size_t cls) {
   void* buf[kMaxBatch];
-  if (regions_ == nullptr)
+  if (mode_ == Mode::kLocked)
+    return pop_locked(cls);
+  if (mode_ == Mode::kNone || !thread_has_rseq()) {
     return backend_.refill(cls, buf, 1) == 1 ? buf[0] : nullptr;
-  size_t cpu = current_cpu();
-  CpuState& st = states_[cpu];
-  st.lock.lock();
-  if (!st.initialised)
-    init_region(cpu);
-  Header* h = header(cpu, cls);
-  if (h->current > h->begin) {  // another thread refilled it meanwhile
-    void* obj = slot(cpu, --h->current);
-    st.lock.unlock();
-    return obj;
   }
-  grow(cpu, cls);
-  size_t want = static_cast<size_t>(h->end - h->current) + 1;
-  st.lock.unlock();
-
+  size_t cpu = current_cpu();
+  ensure_region(cpu);
+  size_t want;
+  {
+    LockGuard guard(states_[cpu].lock);
+    grow(cpu, cls);
+    Header* h = header(cpu, cls);
+    size_t end = __atomic_load_n(&h->end, __ATOMIC_RELAXED);
+    size_t cur = __atomic_load_n(&h->current, __ATOMIC_RELAXED);
+    want = (end > cur ? end - cur : 0) + 1;
+  }
   if (want > limits_[cls].batch)
     want = limits_[cls].batch;
   int got = backend_.refill(cls, buf, static_cast<int>(want));
   if (got <= 0)
     return nullptr;
-  int pushed = push_batch(cls, buf + 1, got - 1);
-  if (pushed < got - 1)
-    backend_.drain(cls, buf + 1 + pushed, got - 1 - pushed);
+  size_t rest = static_cast<size_t>(got) - 1;
+  size_t pushed = push_batch(cls, buf + 1, rest);
+  if (pushed < rest) {
+    backend_.drain(cls, buf + 1 + pushed, static_cast<int>(rest - pushed));
+  }
   return buf[0];
-}
-
-int CpuCache::push_batch(size_t cls, void* const* objs, int n) {
-  if (n == 0)
-    return 0;
-  size_t cpu = current_cpu();
-  CpuState& st = states_[cpu];
-  st.lock.lock();
-  if (!st.initialised)
-    init_region(cpu);
-  Header* h = header(cpu, cls);
-  int k = 0;
-  while (k < n && h->current < h->end)
-    slot(cpu, h->current++) = objs[k++];
-  st.lock.unlock();
-  return k;
 }
 
 void CpuCache::push_slow(size_t cls, void* obj) {
   void* buf[kMaxBatch + 1];
-  if (regions_ == nullptr) {
+  if (mode_ == Mode::kLocked) {
+    push_locked(cls, obj);
+    return;
+  }
+  if (mode_ == Mode::kNone || !thread_has_rseq()) {
     backend_.drain(cls, &obj, 1);
     return;
   }
   size_t cpu = current_cpu();
-  CpuState& st = states_[cpu];
-  st.lock.lock();
-  if (!st.initialised)
-    init_region(cpu);
-  Header* h = header(cpu, cls);
-  if (h->current < h->end || (grow(cpu, cls) && h->current < h->end)) {
-    slot(cpu, h->current++) = obj;
-    st.lock.unlock();
-    return;
+  ensure_region(cpu);
+  bool grew;
+  {
+    LockGuard guard(states_[cpu].lock);
+    grew = grow(cpu, cls);
   }
-  // Full, and the budget allows no more: hand a batch to the backend.
-  int n = pop_batch(cpu, cls, buf, limits_[cls].batch);
-  st.lock.unlock();
+  if (grew && rseq::push(where_, cls, obj))
+    return;
+  // Full: take a batch off this CPU's class and hand it back with obj.
+  size_t n = pop_batch(cls, buf, limits_[cls].batch);
+  buf[n++] = obj;
+  backend_.drain(cls, buf, static_cast<int>(n));
+}
+
+void* CpuCache::pop_locked(size_t cls) {
+  void* buf[kMaxBatch];
+  size_t cpu = current_cpu();
+  CpuState& st = states_[cpu];
+  size_t want;
+  {
+    LockGuard guard(st.lock);
+    if (!st.initialised)
+      init_region(cpu);
+    Header* h = header(cpu, cls);
+    if (h->current > h->begin)
+      return slot(cpu, --h->current);
+    grow(cpu, cls);
+    want = static_cast<size_t>(h->end - h->current) + 1;
+  }
+  if (want > limits_[cls].batch)
+    want = limits_[cls].batch;
+  int got = backend_.refill(cls, buf, static_cast<int>(want));
+  if (got <= 0)
+    return nullptr;
+  int k = 1;
+  {
+    LockGuard guard(st.lock);
+    Header* h = header(cpu, cls);
+    while (k < got && h->current < h->end)
+      slot(cpu, h->current++) = buf[k++];
+  }
+  if (k < got)
+    backend_.drain(cls, buf + k, got - k);
+  return buf[0];
+}
+
+void CpuCache::push_locked(size_t cls, void* obj) {
+  void* buf[kMaxBatch + 1];
+  size_t cpu = current_cpu();
+  CpuState& st = states_[cpu];
+  int n = 0;
+  {
+    LockGuard guard(st.lock);
+    if (!st.initialised)
+      init_region(cpu);
+    Header* h = header(cpu, cls);
+    if (h->current < h->end || (grow(cpu, cls) && h->current < h->end)) {
+      slot(cpu, h->current++) = obj;
+      return;
+    }
+    while (n < limits_[cls].batch && h->current > h->begin) {
+      buf[n++] = slot(cpu, --h->current);
+    }
+  }
   buf[n++] = obj;
   backend_.drain(cls, buf, n);
 }
 
-int CpuCache::pop_batch(size_t cpu, size_t cls, void** out, int n) {
+size_t CpuCache::take_all(size_t cpu, size_t cls, bool reset_capacity) {
+  // Caller holds the CPU's lock and, in rseq mode, has stopped and fenced
+  // the CPU: nothing else changes this header now.
+  void* buf[kMaxBatch];
   Header* h = header(cpu, cls);
-  int k = 0;
-  while (k < n && h->current > h->begin)
-    out[k++] = slot(cpu, --h->current);
-  return k;
+  size_t begin = begin_[cls];
+  size_t cur = h->current;
+  size_t total = cur - begin;
+  while (cur > begin) {
+    size_t n = 0;
+    while (n < kMaxBatch && cur > begin)
+      buf[n++] = slot(cpu, --cur);
+    backend_.drain(cls, buf, static_cast<int>(n));
+  }
+  Header fresh;
+  fresh.current = static_cast<uint16_t>(begin);
+  fresh.begin = static_cast<uint16_t>(begin);
+  fresh.end = reset_capacity ? fresh.begin : h->end;
+  fresh.max_end = static_cast<uint16_t>(begin + limits_[cls].max_capacity);
+  __atomic_store(h, &fresh, __ATOMIC_RELEASE);  // restart: one store
+  return total;
+}
+
+size_t CpuCache::drain_cpu(size_t cpu) {
+  size_t drained = 0;
+  for (size_t cls = 1; cls < num_classes_; cls++)
+    drained += take_all(cpu, cls, true);
+  states_[cpu].capacity_bytes = 0;
+  return drained;
 }
 
 size_t CpuCache::drain_all() {
-  if (regions_ == nullptr)
+  if (mode_ == Mode::kNone)
     return 0;
   size_t drained = 0;
-  void* buf[kMaxBatch];
-  for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
-    CpuState& st = states_[cpu];
-    st.lock.lock();
-    if (st.initialised) {
-      for (size_t cls = 1; cls < num_classes_; cls++) {
-        int n;
-        while ((n = pop_batch(cpu, cls, buf, kMaxBatch)) > 0) {
-          backend_.drain(cls, buf, n);
-          drained += static_cast<size_t>(n);
-        }
-        Header* h = header(cpu, cls);
-        h->end = h->begin;  // give the capacity back too
-      }
-      st.capacity_bytes = 0;
+  if (mode_ == Mode::kLocked) {
+    for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
+      LockGuard guard(states_[cpu].lock);
+      if (states_[cpu].initialised)
+        drained += drain_cpu(cpu);
     }
-    st.lock.unlock();
+    return drained;
   }
+  if (!fence_ok_)
+    return 0;  // a fork child that could not re-register
+  // Stop every laid-out CPU, fence once, drain, and restart each with a
+  // single header store. The locks keep slow paths from growing a stopped
+  // header meanwhile.
+  lock_all();
+  for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
+    if (!states_[cpu].initialised)
+      continue;
+    for (size_t cls = 1; cls < num_classes_; cls++) {
+      Header* h = header(cpu, cls);
+      __atomic_store_n(&h->end, uint16_t{0}, __ATOMIC_RELAXED);
+      __atomic_store_n(&h->begin, kStopped, __ATOMIC_RELAXED);
+    }
+  }
+  // Every section running now restarts and then sees the stopped headers;
+  // every section that committed before is visible to us.
+  if (!fence())
+    fence_ok_ = false;
+  for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
+    if (states_[cpu].initialised)
+      drained += drain_cpu(cpu);
+  }
+  unlock_all();
   return drained;
 }
 
 size_t CpuCache::cached_objects(size_t cls) const {
-  if (regions_ == nullptr)
+  if (mode_ == Mode::kNone)
     return 0;
   size_t total = 0;
   for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
     if (!__atomic_load_n(&states_[cpu].initialised, __ATOMIC_ACQUIRE))
       continue;
-    Header h;
-    __atomic_load(header(cpu, cls), &h, __ATOMIC_RELAXED);
-    if (h.current > h.begin)
-      total += h.current - h.begin;
+    uint16_t cur =
+        __atomic_load_n(&header(cpu, cls)->current, __ATOMIC_RELAXED);
+    if (cur > begin_[cls])
+      total += cur - begin_[cls];
   }
   return total;
 }
@@ -253,9 +415,11 @@ void CpuCache::unlock_all() {
     states_[cpu].lock.unlock();
 }
 
-void CpuCache::reset_locks() {
+void CpuCache::after_fork_child() {
   for (size_t cpu = 0; cpu < num_cpus_; cpu++)
     states_[cpu].lock.reset();
+  if (mode_ == Mode::kRseq)
+    fence_ok_ = register_fence();
 }
 
 }  // namespace rs::rseq

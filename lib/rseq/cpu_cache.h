@@ -1,28 +1,33 @@
 // SPDX-License-Identifier: MIT
 // rseq layer: the per-CPU caches. Each CPU (or mm_cid) owns a region: a
-// header per size class, then that class's slots. This layer moves opaque
-// pointers; the sizes, batches and the refill and drain callbacks come from
-// the layer above. Depends on base only.
+// header per size class, then the classes' slots. In rseq mode pop and push
+// are restartable sequences (critical.h); in fallback mode the same layout
+// is guarded by a lock per CPU. This layer moves opaque pointers; sizes,
+// batches and the refill and drain callbacks come from the layer above.
+// Depends on base only.
 #ifndef RS_RSEQ_CPU_CACHE_H_
 #define RS_RSEQ_CPU_CACHE_H_
 
-#include <sched.h>
-
 #include "base.h"
 #include "lock.h"
+#include "rseq/critical.h"
+#include "rseq/rseq_abi.h"
 
 namespace rs::rseq {
 
 /// One CPU's header for one size class. Slots [begin, current) hold
 /// objects; [current, end) is free room; end grows up to max_end. An
 /// uninitialised header is all zero: no objects and no room, so both pop
-/// and push fail into the slow path, which initialises the region.
+/// and push fail into the slow path, which lays the region out. A stopped
+/// header (begin = kStopped, end = 0) also fails both ways.
 struct alignas(8) Header {
-  uint16_t current;  // index of the next free slot
+  uint16_t current;  // index of the next free slot (the commit target)
   uint16_t end;      // one past the last usable slot (the capacity)
   uint16_t begin;    // index of the class's first slot
   uint16_t max_end;  // end may grow up to here
 };
+
+inline constexpr uint16_t kStopped = 0xffff;
 
 /// Limits the layer above sets for each class.
 struct ClassLimits {
@@ -41,112 +46,118 @@ inline constexpr size_t kRegionShift = 18;  // 256 KiB of address per CPU
 inline constexpr size_t kRegionBytes = size_t{1} << kRegionShift;
 inline constexpr size_t kMaxClasses = 128;
 
+/// How the caches are reached.
+enum class Mode : uint8_t {
+  kNone,    // no caches: every operation goes to the backend
+  kLocked,  // fallback: a lock per CPU, indexed by sched_getcpu()
+  kRseq,    // restartable sequences, indexed by mm_cid or cpu_id
+};
+
 /// Side data of one CPU, outside the region (never read by the fast path).
 struct alignas(64) CpuState {
-  Lock lock;              // fallback mode: guards the region; also init
+  Lock lock;              // slow paths: layout, growth, drains; fallback: all
   bool initialised;       // the headers have been laid out
   size_t capacity_bytes;  // sum over classes of (end - begin) * size
-  uint64_t last_miss_ms;  // for shrinking idle caches
 };
 
 /// The per-CPU caches of the process.
 class CpuCache {
  public:
-  /// Maps (reserve-only) one region per possible CPU. False when the
-  /// memory is not available; every operation then misses.
-  bool init(const ClassLimits* limits,
+  /// Lays out the caches and picks the mode: rseq when `want_rseq` and
+  /// rseq is usable, else the locked fallback; kNone when no memory. The
+  /// reason for a fallback is kept for reason().
+  void init(const ClassLimits* limits,
             size_t num_classes,
             Backend backend,
-            size_t budget_bytes);
+            size_t budget_bytes,
+            bool want_rseq);
 
-  /// Pops an object of class cls, or nullptr on a miss (take slow path).
+  /// Pops an object of class cls, or nullptr on a miss (take pop_slow).
   RS_FAST_PATH void* pop(size_t cls) {
-    if (RS_UNLIKELY(regions_ == nullptr))
+    if (RS_UNLIKELY(where_.base == nullptr))
       return nullptr;
-    size_t cpu = current_cpu();
-    CpuState& st = states_[cpu];
-    st.lock.lock();
-    Header* h = header(cpu, cls);
-    void* obj = nullptr;
-    if (RS_LIKELY(h->current > h->begin))
-      obj = slot(cpu, --h->current);
-    st.lock.unlock();
-    return obj;
+    return rseq::pop(where_, cls);
   }
 
-  /// Pushes obj of class cls; false on a miss (cache full or uninitialised).
+  /// Pushes obj of class cls; false on a miss (take push_slow).
   RS_FAST_PATH bool push(size_t cls, void* obj) {
-    if (RS_UNLIKELY(regions_ == nullptr))
+    if (RS_UNLIKELY(where_.base == nullptr))
       return false;
-    size_t cpu = current_cpu();
-    CpuState& st = states_[cpu];
-    st.lock.lock();
-    Header* h = header(cpu, cls);
-    bool ok = h->current < h->end;
-    if (RS_LIKELY(ok))
-      slot(cpu, h->current++) = obj;
-    st.lock.unlock();
-    return ok;
+    return rseq::push(where_, cls, obj);
   }
 
-  /// The miss path of pop: initialises the CPU, grows the class's capacity
-  /// and refills a batch from the backend. nullptr when out of memory.
+  /// The miss path of pop (every pop in fallback mode): lays out the CPU's
+  /// region, grows the class's capacity, refills a batch from the backend.
+  /// nullptr when out of memory.
   RS_SLOW_PATH void* pop_slow(size_t cls);
 
   /// The miss path of push: grows the capacity or drains a batch to the
   /// backend; always takes obj.
   RS_SLOW_PATH void push_slow(size_t cls, void* obj);
 
-  /// Empties every CPU's cache into the backend (malloc_trim). Returns the
+  /// Empties every CPU's cache into the backend and gives its capacity back
+  /// (malloc_trim). In rseq mode: stop, fence, drain, restart. Returns the
   /// number of objects drained.
   size_t drain_all();
 
-  /// Bytes of objects sitting in caches for class cls, across CPUs.
+  /// Objects sitting in caches for class cls, across CPUs (racy).
   size_t cached_objects(size_t cls) const;
+
+  Mode mode() const { return mode_; }
+
+  /// "rseq/mm_cid", "rseq/cpu_id" or "fallback: <reason>".
+  const char* describe() const { return description_; }
 
   size_t num_cpus() const { return num_cpus_; }
 
-  bool active() const { return regions_ != nullptr; }
-
-  /// Fork support: take, release, or reset every CPU lock.
+  /// Fork support: take, release, or reset every CPU lock; the child also
+  /// re-registers the membarrier fence.
   void lock_all();
   void unlock_all();
-  void reset_locks();
+  void after_fork_child();
 
  private:
-  RS_FAST_PATH Header* header(size_t cpu, size_t cls) const {
+  Header* header(size_t cpu, size_t cls) const {
     return reinterpret_cast<Header*>(regions_ + (cpu << kRegionShift)) + cls;
   }
 
-  RS_FAST_PATH void*& slot(size_t cpu, size_t index) const {
+  void*& slot(size_t cpu, size_t index) const {
     return reinterpret_cast<void**>(regions_ + (cpu << kRegionShift))[index];
   }
 
-  RS_FAST_PATH size_t current_cpu() const;
-
+  size_t current_cpu() const;
+  bool thread_has_rseq() const;
+  bool map_regions();
   void init_region(size_t cpu);
+  void ensure_region(size_t cpu);
   bool grow(size_t cpu, size_t cls);
-  int push_batch(size_t cls, void* const* objs, int n);
-  int pop_batch(size_t cpu, size_t cls, void** out, int n);
+  void* pop_locked(size_t cls);
+  void push_locked(size_t cls, void* obj);
+  size_t push_batch(size_t cls, void* const* objs, size_t n);
+  size_t pop_batch(size_t cls, void** out, size_t n);
+  size_t take_all(size_t cpu, size_t cls, bool reset_capacity);
+  size_t drain_cpu(size_t cpu);
 
-  char* regions_ = nullptr;               // num_cpus_ regions of kRegionBytes
-  CpuState* states_ = nullptr;            // num_cpus_ side records
-  size_t num_cpus_ = 0;                   // possible CPUs
-  size_t num_classes_ = 0;                // classes in use, <= kMaxClasses
-  size_t budget_bytes_ = 0;               // capacity bytes allowed per CPU
-  Backend backend_ = {};                  // refill and drain
-  ClassLimits limits_[kMaxClasses] = {};  // per class
+  Where where_ = {};             // rseq mode only: what the sections read
+  Mode mode_ = Mode::kNone;      // how caches are reached
+  Index index_ = Index::kCpuId;  // rseq: mm_cid or cpu_id
+  bool fence_ok_ = false;        // rseq: membarrier fence registered
+  char* regions_ = nullptr;      // num_cpus_ regions of kRegionBytes
+  CpuState* states_ = nullptr;   // num_cpus_ side records
+  size_t num_cpus_ = 0;          // possible CPUs
+  size_t num_classes_ = 0;       // classes in use, <= kMaxClasses
+  size_t budget_bytes_ = 0;      // capacity bytes allowed per CPU
+  Backend backend_ = {};         // refill and drain
+  const char* description_ = "fallback: not initialised";  // for verbose
+  char reason_buf_[128] = {};                              // its text
+  ClassLimits limits_[kMaxClasses] = {};                   // per class
+  uint16_t begin_[kMaxClasses] = {};  // first slot of each class
 };
 
-RS_FAST_PATH size_t CpuCache::current_cpu() const {
-  int cpu = sched_getcpu();  // glibc reads rseq's cpu_id or the vDSO
-  size_t c = cpu < 0 ? 0 : static_cast<size_t>(cpu);
-  return RS_LIKELY(c < num_cpus_) ? c : c % num_cpus_;
-}
-
-/// Number of possible CPUs, from /sys/devices/system/cpu/possible or
-/// sched_getaffinity; at least 1.
+/// Number of possible CPUs from /sys/devices/system/cpu/possible, or 0 when
+/// it cannot be read. possible_cpus_fallback() asks sched_getaffinity.
 size_t possible_cpus();
+size_t possible_cpus_fallback();
 
 }  // namespace rs::rseq
 

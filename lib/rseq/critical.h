@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: MIT
+// rseq layer: the four restartable critical sections on a CPU's cache
+// region, in x86-64 inline asm. docs/rseq.md explains them; the rules:
+//  - the descriptor sits in __rseq_cs (32-byte aligned) with a pointer to
+//    it in __rseq_cs_ptr_array;
+//  - the abort handler is preceded by RSEQ_SIG and lives in its own section,
+//    rsmalloc_rseq_abort, under a name that says which section it restarts;
+//  - the index (mm_cid or cpu_id) is read inside the section;
+//  - exactly one store commits (the class's `current`), and it is last;
+//  - no calls, no syscalls, and no write to the rseq area but rseq_cs.
+// Region layout: Header hdr[class] at the start (8 bytes each: current, end,
+// begin, max_end as uint16_t), then pointer slots indexed from the region
+// start. A thread whose rseq cpu_id is negative is not registered: every
+// section fails at once for it.
+#ifndef RS_RSEQ_CRITICAL_H_
+#define RS_RSEQ_CRITICAL_H_
+
+#include "base.h"
+
+#if defined(__x86_64__)
+
+namespace rs::rseq {
+
+/// Where a section finds things: the regions and the rseq area's fields as
+/// offsets from the thread pointer (%fs).
+struct Where {
+  char* base;     // region 0; region i is base + (i << kRegionShift)
+  long area_off;  // __rseq_offset: %fs offset of the rseq area
+  long idx_off;   // %fs offset of rseq->mm_cid or rseq->cpu_id
+};
+
+}  // namespace rs::rseq
+
+// Test builds (RS_RSEQ_INJECT) spin at numbered points inside each section
+// for rs_rseq_inject_spins[n] iterations, so preemption, migration and
+// signals land there and the abort handlers really run; each abort bumps
+// rs_rseq_aborts. Normal builds emit nothing.
+#  ifdef RS_RSEQ_INJECT
+extern "C" {
+extern volatile uint32_t rs_rseq_inject_spins[8];
+extern volatile uint64_t rs_rseq_aborts;
+}
+#    define RS_RSEQ_INJECT_POINT(n)     \
+      "movl rs_rseq_inject_spins+4*" #n \
+      "(%%rip), %%r11d\n"               \
+      "80" #n                           \
+      "%=: testl %%r11d, %%r11d\n"      \
+      "jz 81" #n                        \
+      "%=f\n"                           \
+      "decl %%r11d\n"                   \
+      "jmp 80" #n                       \
+      "%=b\n"                           \
+      "81" #n "%=:\n"
+#    define RS_RSEQ_COUNT_ABORT "lock incq rs_rseq_aborts(%%rip)\n"
+#    define RS_RSEQ_INJECT_CLOBBER "r11",
+#  else
+#    define RS_RSEQ_INJECT_POINT(n)
+#    define RS_RSEQ_COUNT_ABORT
+#    define RS_RSEQ_INJECT_CLOBBER
+#  endif
+
+// The descriptor (struct rseq_cs) for the section [1:, 2:) with abort
+// handler 4:, and its entry in __rseq_cs_ptr_array.
+#  define RS_RSEQ_DESCRIPTOR                                               \
+    ".pushsection __rseq_cs, \"aw\"\n"                                     \
+    ".balign 32\n"                                                         \
+    "3:\n"                                                                 \
+    ".long 0, 0\n"            /* version, flags */                         \
+    ".quad 1f, 2f - 1f, 4f\n" /* start_ip, post_commit_offset, abort_ip */ \
+    ".popsection\n"                                                        \
+    ".pushsection __rseq_cs_ptr_array, \"aw\"\n"                           \
+    ".quad 3b\n"                                                           \
+    ".popsection\n"
+
+// Arms the section: rseq->rseq_cs = &descriptor. Label 5: is where an
+// abort restarts. Uses scratch as a temporary.
+#  define RS_RSEQ_ARM(scratch)                          \
+    "5:\n"                                              \
+    "leaq 3b(%%rip), %" scratch                         \
+    "\n" /* scratch = &descriptor */                    \
+    "movq %" scratch                                    \
+    ", %%fs:8(%[area])\n" /* rseq->rseq_cs = scratch */ \
+    "1:\n"                /* start_ip */
+
+// Finds this CPU's region, failing for unregistered threads.
+#  define RS_RSEQ_REGION(miss)                                           \
+    "cmpl $0, %%fs:4(%[area])\n" /* if (rseq->cpu_id < 0) */             \
+    "jl %l[" miss                                                        \
+    "]\n"                                  /*   goto miss */             \
+    "movl %%fs:(%[idx_off]), %k[region]\n" /* region = rseq->mm_cid */   \
+    "shlq $18, %[region]\n"                /* region <<= kRegionShift */ \
+    "addq %[base], %[region]\n"            /* region += base */
+
+// The abort handler, named after its section: RSEQ_SIG, then restart.
+#  define RS_RSEQ_ABORT(name)                    \
+    ".pushsection rsmalloc_rseq_abort, \"ax\"\n" \
+    ".long 0x53053053\n" /* RSEQ_SIG */          \
+    "rs_rseq_abort_" name                        \
+    "_%=:\n"                                     \
+    "4:\n" RS_RSEQ_COUNT_ABORT                   \
+    "jmp 5b\n" /* restart from the top */        \
+    ".popsection\n"
+
+#  define RS_RSEQ_INPUTS(w) \
+    [base] "r"((w).base), [area] "r"((w).area_off), [idx_off] "r"((w).idx_off)
+
+namespace rs::rseq {
+
+/// Pops an object of class cls from this CPU's region; nullptr when the
+/// class is empty (or the thread has no rseq). One restartable section.
+RS_FAST_PATH void* pop(const Where& w, size_t cls) {
+  void* obj;
+  uintptr_t region, cur;
+  __asm__ volatile goto(
+      RS_RSEQ_DESCRIPTOR
+      RS_RSEQ_ARM("[region]")
+      RS_RSEQ_REGION("miss")
+      RS_RSEQ_INJECT_POINT(0)
+      "movzwl (%[region], %[cls], 8), %k[cur]\n"  // cur = hdr[cls].current
+      "cmpw 4(%[region], %[cls], 8), %w[cur]\n"   // if (cur <= hdr[cls].begin)
+      "jbe %l[miss]\n"                            //   goto miss
+      "movq -8(%[region], %[cur], 8), %[obj]\n"   // obj = slot[cur - 1]
+      RS_RSEQ_INJECT_POINT(1)
+      "decl %k[cur]\n"                            // cur -= 1
+      "movw %w[cur], (%[region], %[cls], 8)\n"    // hdr[cls].current = cur
+      "2:\n"                                      // post-commit
+      RS_RSEQ_ABORT("pop")
+      : [obj] "=&r"(obj), [region] "=&r"(region), [cur] "=&r"(cur)
+      : RS_RSEQ_INPUTS(w), [cls] "r"(cls)
+      : RS_RSEQ_INJECT_CLOBBER "memory", "cc"
+      : miss);
+  return obj;
+miss:
+  return nullptr;
+}
+
+/// Pushes obj of class cls onto this CPU's region; false when the class is
+/// full (or uninitialised, stopped, or the thread has no rseq).
+RS_FAST_PATH bool push(const Where& w, size_t cls, void* obj) {
+  uintptr_t region, cur, end;
+  __asm__ volatile goto(
+      RS_RSEQ_DESCRIPTOR
+      RS_RSEQ_ARM("[region]")
+      RS_RSEQ_REGION("full")
+      RS_RSEQ_INJECT_POINT(2)
+      // end before current: a header being laid out by another CPU is seen
+      // either all old (end 0) or all new.
+      "movzwl 2(%[region], %[cls], 8), %k[end]\n"  // end = hdr[cls].end
+      "movzwl (%[region], %[cls], 8), %k[cur]\n"   // cur = hdr[cls].current
+      "cmpl %k[end], %k[cur]\n"                    // if (cur >= end)
+      "jae %l[full]\n"                             //   goto full
+      "movq %[obj], (%[region], %[cur], 8)\n"      // slot[cur] = obj
+      RS_RSEQ_INJECT_POINT(3)
+      "incl %k[cur]\n"                             // cur += 1
+      "movw %w[cur], (%[region], %[cls], 8)\n"     // hdr[cls].current = cur
+      "2:\n"                                       // post-commit
+      RS_RSEQ_ABORT("push")
+      : [region] "=&r"(region), [cur] "=&r"(cur), [end] "=&r"(end)
+      : RS_RSEQ_INPUTS(w), [cls] "r"(cls), [obj] "r"(obj)
+      : RS_RSEQ_INJECT_CLOBBER "memory", "cc"
+      : full);
+  return true;
+full:
+  return false;
+}
+
+/// Pops up to n (>= 1) objects of class cls into out; returns how many.
+RS_FAST_PATH size_t pop_batch(const Where& w,
+                              size_t cls,
+                              void** out,
+                              size_t n) {
+  uintptr_t region, cur, begin, tmp;
+  size_t i;
+  __asm__ volatile goto(
+      RS_RSEQ_DESCRIPTOR
+      RS_RSEQ_ARM("[region]")
+      RS_RSEQ_REGION("none")
+      "movzwl (%[region], %[cls], 8), %k[cur]\n"    // cur = hdr[cls].current
+      "movzwl 4(%[region], %[cls], 8), %k[begin]\n" // begin = hdr[cls].begin
+      "cmpl %k[begin], %k[cur]\n"                   // if (cur <= begin)
+      "jbe %l[none]\n"                              //   goto none
+      "xorl %k[i], %k[i]\n"                         // i = 0
+      "6:\n"                                        // do {
+      "decl %k[cur]\n"                              //   cur -= 1
+      "movq (%[region], %[cur], 8), %[tmp]\n"       //   tmp = slot[cur]
+      "movq %[tmp], (%[out], %[i], 8)\n"            //   out[i] = tmp
+      "incq %[i]\n"                                 //   i += 1
+      RS_RSEQ_INJECT_POINT(4)
+      "cmpq %[n], %[i]\n"                           //   if (i == n) break
+      "jae 7f\n"
+      "cmpl %k[begin], %k[cur]\n"                   // } while (cur > begin)
+      "ja 6b\n"
+      "7:\n"
+      "movw %w[cur], (%[region], %[cls], 8)\n"      // hdr[cls].current = cur
+      "2:\n"                                        // post-commit
+      RS_RSEQ_ABORT("pop_batch")
+      : [region] "=&r"(region), [cur] "=&r"(cur), [begin] "=&r"(begin),
+        [tmp] "=&r"(tmp), [i] "=&r"(i)
+      : RS_RSEQ_INPUTS(w), [cls] "r"(cls), [out] "r"(out), [n] "r"(n)
+      : RS_RSEQ_INJECT_CLOBBER "memory", "cc"
+      : none);
+  return i;
+none:
+  return 0;
+}
+
+/// Pushes up to n (>= 1) objects of class cls from objs; returns how many.
+RS_FAST_PATH size_t push_batch(const Where& w,
+                               size_t cls,
+                               void* const* objs,
+                               size_t n) {
+  uintptr_t region, cur, end, tmp;
+  size_t i;
+  __asm__ volatile goto(
+      RS_RSEQ_DESCRIPTOR
+      RS_RSEQ_ARM("[region]")
+      RS_RSEQ_REGION("none")
+      "movzwl 2(%[region], %[cls], 8), %k[end]\n"   // end = hdr[cls].end
+      "movzwl (%[region], %[cls], 8), %k[cur]\n"    // cur = hdr[cls].current
+      "cmpl %k[end], %k[cur]\n"                     // if (cur >= end)
+      "jae %l[none]\n"                              //   goto none
+      "xorl %k[i], %k[i]\n"                         // i = 0
+      "6:\n"                                        // do {
+      "movq (%[objs], %[i], 8), %[tmp]\n"           //   tmp = objs[i]
+      "movq %[tmp], (%[region], %[cur], 8)\n"       //   slot[cur] = tmp
+      "incl %k[cur]\n"                              //   cur += 1
+      "incq %[i]\n"                                 //   i += 1
+      RS_RSEQ_INJECT_POINT(5)
+      "cmpq %[n], %[i]\n"                           //   if (i == n) break
+      "jae 7f\n"
+      "cmpl %k[end], %k[cur]\n"                     // } while (cur < end)
+      "jb 6b\n"
+      "7:\n"
+      "movw %w[cur], (%[region], %[cls], 8)\n"      // hdr[cls].current = cur
+      "2:\n"                                        // post-commit
+      RS_RSEQ_ABORT("push_batch")
+      : [region] "=&r"(region), [cur] "=&r"(cur), [end] "=&r"(end),
+        [tmp] "=&r"(tmp), [i] "=&r"(i)
+      : RS_RSEQ_INPUTS(w), [cls] "r"(cls), [objs] "r"(objs), [n] "r"(n)
+      : RS_RSEQ_INJECT_CLOBBER "memory", "cc"
+      : none);
+  return i;
+none:
+  return 0;
+}
+
+}  // namespace rs::rseq
+
+#else  // !__x86_64__: no sections; rseq::probe() reports rseq unusable.
+
+namespace rs::rseq {
+
+struct Where {
+  char* base;     // always nullptr here
+  long area_off;  // unused
+  long idx_off;   // unused
+};
+
+RS_FAST_PATH void* pop(const Where&, size_t) {
+  return nullptr;
+}
+
+RS_FAST_PATH bool push(const Where&, size_t, void*) {
+  return false;
+}
+
+RS_FAST_PATH size_t pop_batch(const Where&, size_t, void**, size_t) {
+  return 0;
+}
+
+RS_FAST_PATH size_t push_batch(const Where&, size_t, void* const*, size_t) {
+  return 0;
+}
+
+}  // namespace rs::rseq
+
+#endif  // __x86_64__
+
+#endif  // RS_RSEQ_CRITICAL_H_
