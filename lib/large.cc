@@ -19,7 +19,11 @@ void* map_large(size_t n, size_t align) {
   size_t bytes = align_up(n, kPageSize);
   if (bytes < n)
     return nullptr;
-  void* mem = os::map_aligned(bytes, align > kPageSize ? align : kPageSize);
+  size_t map_align = align > kPageSize ? align : kPageSize;
+  void* mem = os::map_aligned(bytes, map_align);
+  if (mem == nullptr && g_page_heap.unmap_free() > 0) {
+    mem = os::map_aligned(bytes, map_align);  // address space came back
+  }
   if (mem == nullptr)
     return nullptr;
   if (g_page_heap.record_mapping(mem, bytes) == nullptr) {
@@ -34,6 +38,8 @@ void* map_large(size_t n, size_t align) {
 void* large_allocate(size_t n, size_t align, bool* zeroed) {
   if (n > (SIZE_MAX >> 1) - align)
     return nullptr;
+  if (n == 0)
+    n = 1;  // aligned_alloc(align, 0) still gets a block of its own
   if (n >= __atomic_load_n(&g_map_threshold, __ATOMIC_RELAXED) ||
       align > kMaxHeapAlign) {
     *zeroed = true;  // fresh from mmap

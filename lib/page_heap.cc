@@ -90,9 +90,12 @@ bool PageHeap::grow(size_t n) {
   if (mem == nullptr) {  // a tight RLIMIT_AS: ask for just what is needed
     bytes = n << kPageShift;
     mem = os::map_aligned(bytes, kPageSize);
-    if (mem == nullptr)
-      return false;
   }
+  if (mem == nullptr && unmap_free_locked() > 0) {
+    mem = os::map_aligned(bytes, kPageSize);  // address space came back
+  }
+  if (mem == nullptr)
+    return false;
   uintptr_t first = addr(mem) >> kPageShift;
   size_t pages = bytes >> kPageShift;
   Span* span = g_page_map.ensure(first, pages) ? spans_.allocate() : nullptr;
@@ -334,6 +337,27 @@ void PageHeap::maybe_decay() {
 size_t PageHeap::release(uint64_t decay_ms) {
   LockGuard guard(lock_);
   return release_locked(decay_ms, os::now_ms());
+}
+
+size_t PageHeap::unmap_free_locked() {
+  size_t unmapped = 0;
+  for (size_t i = 0; i <= kExactLists; i++) {
+    while (free_[i] != nullptr) {
+      Span* s = free_[i];
+      remove(s);
+      g_page_map.set_range(s->first_page, s->num_pages, nullptr, 0);
+      os::unmap(ptr_at<void>(s->start()), s->bytes());
+      unmapped += s->bytes();
+      stats_.heap_mapped_bytes -= s->bytes();
+      spans_.free(s);
+    }
+  }
+  return unmapped;
+}
+
+size_t PageHeap::unmap_free() {
+  LockGuard guard(lock_);
+  return unmap_free_locked();
 }
 
 PageHeapStats PageHeap::stats() {

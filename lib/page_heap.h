@@ -58,6 +58,10 @@ class PageHeap {
   /// of them when decay_ms is 0). Returns bytes released now.
   size_t release(uint64_t decay_ms);
 
+  /// Unmaps every free span, giving its address space back (for when the
+  /// OS refuses a mapping, e.g. under RLIMIT_AS). Returns bytes unmapped.
+  size_t unmap_free();
+
   PageHeapStats stats();
 
   Lock& lock() { return lock_; }
@@ -75,6 +79,7 @@ class PageHeap {
   Span* carve_tail(Span* span, size_t n);
   void maybe_decay();
   size_t release_locked(uint64_t decay_ms, uint64_t now);
+  size_t unmap_free_locked();
 
   Lock lock_;
   Span* free_[kExactLists + 1];  // free spans by length; [0]: longer ones

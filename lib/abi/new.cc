@@ -2,6 +2,7 @@
 // ABI layer: every C++ operator new and delete. The new_handler and the
 // bad_alloc throw are reached through weak references, so the library
 // needs no C++ runtime and a C program loads none.
+#include <dlfcn.h>
 #include <new>
 
 #include "allocator.h"
@@ -14,6 +15,36 @@ __attribute__((weak)) new_handler get_new_handler() noexcept;
 }  // namespace std
 
 namespace {
+
+// Our own tag object: std::nothrow lives in libstdc++.
+const std::nothrow_t kNothrow = std::nothrow_t();
+
+using NothrowNew = void* (*)(size_t, const std::nothrow_t&);
+using NothrowAlignedNew = void* (*)(size_t,
+                                    std::align_val_t,
+                                    const std::nothrow_t&);
+
+/// A new_handler may throw bad_alloc, which a nothrow new must turn into
+/// nullptr; rsmalloc has no exception support, so it lets libstdc++'s own
+/// nothrow new (found after rsmalloc in the lookup order) do the catching:
+/// it calls our throwing operator new inside its try block.
+void* nothrow_via_libstdcxx(size_t n, size_t align, bool* done) {
+  *done = false;
+  if (align == 0) {
+    auto fn =
+        reinterpret_cast<NothrowNew>(dlsym(RTLD_NEXT, "_ZnwmRKSt9nothrow_t"));
+    if (fn == nullptr)
+      return nullptr;
+    *done = true;
+    return fn(n, kNothrow);
+  }
+  auto fn = reinterpret_cast<NothrowAlignedNew>(
+      dlsym(RTLD_NEXT, "_ZnwmSt11align_val_tRKSt9nothrow_t"));
+  if (fn == nullptr)
+    return nullptr;
+  *done = true;
+  return fn(n, static_cast<std::align_val_t>(align), kNothrow);
+}
 
 /// Out of memory in operator new: call the new_handler and retry, as the
 /// standard says; with no handler, throw bad_alloc (or return nullptr for
@@ -28,6 +59,12 @@ RS_SLOW_PATH void* new_failed(size_t n, size_t align, bool nothrow) {
       if (&std::__throw_bad_alloc != nullptr)
         std::__throw_bad_alloc();
       rs::fatal(__FILE__, __LINE__, "operator new: out of memory");
+    }
+    if (nothrow) {
+      bool done;
+      void* p = nothrow_via_libstdcxx(n, align, &done);
+      if (done)
+        return p;
     }
     handler();
     void* p = align != 0 ? rs::allocate_aligned(align, n) : rs::allocate(n);
