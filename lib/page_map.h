@@ -28,13 +28,13 @@ class PageMap {
   /// The size class of the object at p; 0 when p is not in a small span
   /// (including pointers that are not ours, and nullptr). Two loads.
   RS_FAST_PATH size_t class_of(const void* p) const {
-    uintptr_t page = addr(p) >> kPageShift;
-    if (RS_UNLIKELY(page >> kPageBits))
+    uintptr_t root = addr(p) >> (kPageShift + kLeafBits);
+    if (RS_UNLIKELY(root >= kRootLength))
       return 0;
-    const Leaf* leaf = load_leaf(page >> kLeafBits);
+    const Leaf* leaf = load_leaf(root);
     if (leaf == nullptr)
       return 0;
-    return leaf->size_class[page & (kLeafLength - 1)];
+    return leaf->size_class[(addr(p) >> kPageShift) & (kLeafLength - 1)];
   }
 
   /// The span holding p, or nullptr when p is not in memory we manage.

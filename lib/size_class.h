@@ -9,8 +9,7 @@
 
 namespace rs {
 
-inline constexpr size_t kNumClasses = 97;        // including class 0
-inline constexpr size_t kSmallLookupMax = 1024;  // 16-byte steps up to here
+inline constexpr size_t kNumClasses = 97;  // including class 0
 
 /// What the allocator knows about one size class.
 struct ClassInfo {
@@ -26,8 +25,8 @@ namespace detail {
 
 struct ClassTable {
   ClassInfo info[kNumClasses];
-  uint8_t small_index[kSmallLookupMax / 16 + 1];  // by (n + 15) / 16
-  uint8_t large_index[kMaxSmallSize / 128 + 1];   // by (n + 127) / 128
+  // By (n + 15) / 16 for every small size: one lookup on the fast path.
+  uint8_t index[kMaxSmallSize / 16 + 1];
 };
 
 constexpr size_t clamp(size_t v, size_t lo, size_t hi) {
@@ -58,16 +57,10 @@ constexpr ClassTable make_class_table() {
     ci.div_magic = ((uint64_t{1} << 40) + size - 1) / size;
   }
   size_t c = 1;
-  for (size_t i = 0; i <= kSmallLookupMax / 16; i++) {
+  for (size_t i = 0; i <= kMaxSmallSize / 16; i++) {
     while (t.info[c].size < i * 16)
       c++;
-    t.small_index[i] = static_cast<uint8_t>(c);
-  }
-  c = 1;
-  for (size_t i = 0; i <= kMaxSmallSize / 128; i++) {
-    while (t.info[c].size < i * 128)
-      c++;
-    t.large_index[i] = static_cast<uint8_t>(c);
+    t.index[i] = static_cast<uint8_t>(c);
   }
   return t;
 }
@@ -78,9 +71,7 @@ inline constexpr ClassTable kClassTable = make_class_table();
 
 /// The size class for a request of n <= kMaxSmallSize bytes (n may be 0).
 RS_FAST_PATH size_t size_class_of(size_t n) {
-  if (n <= kSmallLookupMax)
-    return detail::kClassTable.small_index[(n + 15) >> 4];
-  return detail::kClassTable.large_index[(n + 127) >> 7];
+  return detail::kClassTable.index[(n + 15) >> 4];
 }
 
 RS_FAST_PATH const ClassInfo& class_info(size_t cls) {

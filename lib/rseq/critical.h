@@ -125,10 +125,12 @@ RS_FAST_PATH void* pop(const Where& w, size_t cls) {
       "movw %w[cur], (%[region], %[cls], 8)\n"    // hdr[cls].current = cur
       "2:\n"                                      // post-commit
       RS_RSEQ_ABORT("pop")
-      : [obj] "=&r"(obj), [region] "=&r"(region), [cur] "=&r"(cur)
+      : [obj] "=&a"(obj), [region] "=&r"(region), [cur] "=&r"(cur)
       : RS_RSEQ_INPUTS(w), [cls] "r"(cls)
       : RS_RSEQ_INJECT_CLOBBER "memory", "cc"
       : miss);
+  if (obj == nullptr)
+    __builtin_unreachable();  // slots never hold nullptr
   return obj;
 miss:
   return nullptr;
