@@ -17,6 +17,7 @@
 #include "os.h"
 #include "page_heap.h"
 #include "settings.h"
+#include "valgrind.h"
 
 namespace rs {
 
@@ -29,6 +30,7 @@ enum class InitState : int { kNone, kReady };
 Lock g_init_lock;
 InitState g_state = InitState::kNone;
 bool g_disabled = false;       // RSMALLOC_DISABLE=1: glibc serves new requests
+bool g_valgrind = false;       // running under valgrind: annotate every block
 bool g_settings_read = false;  // the environment was readable at init
 const char* g_mode = "uninitialised";
 
@@ -103,6 +105,7 @@ RS_SLOW_PATH void init() {
     for (size_t c = 1; c < kNumClasses; c++)
       g_central[c].init(static_cast<uint8_t>(c));
     g_settings_read = load_config();
+    g_valgrind = vg::detect();
     start_caches();
     apply_settings();
     __atomic_store_n(&g_state, InitState::kReady, __ATOMIC_RELEASE);
@@ -170,10 +173,8 @@ void* allocate_large(size_t n, size_t align, bool* zeroed) {
   return p != nullptr ? p : fail_enomem();
 }
 
-}  // namespace
-
-void* allocate_slow(size_t n) {
-  ensure_init();
+/// malloc after start-up, without valgrind annotations.
+void* raw_allocate(size_t n) {
   if (RS_UNLIKELY(g_disabled))
     return __libc_malloc(n);
   if (n <= kMaxSmallSize)
@@ -182,42 +183,7 @@ void* allocate_slow(size_t n) {
   return allocate_large(n, kPageSize, &zeroed);
 }
 
-void deallocate_slow(void* p, size_t cls) {
-  if (cls != 0) {
-    g_cpu_cache.push_slow(cls, p);
-    return;
-  }
-  if (p == nullptr)
-    return;
-  Span* span = g_page_map.span_of(p);
-  if (span == nullptr) {
-    __libc_free(p);  // not ours: glibc's, from before rsmalloc was loaded
-    return;
-  }
-  large_free(span, p);
-}
-
-void* allocate_zeroed(size_t n) {
-  if (n <= kMaxSmallSize) {
-    void* p = allocate(n);
-    if (p != nullptr)
-      memset(p, 0, n);
-    return p;
-  }
-  ensure_init();
-  if (g_disabled)
-    return __libc_calloc(1, n);
-  bool zeroed;
-  void* p = allocate_large(n, kPageSize, &zeroed);
-  if (p != nullptr && !zeroed)
-    memset(p, 0, n);
-  return p;
-}
-
-void* allocate_aligned(size_t align, size_t n) {
-  if (align <= kMinAlign)
-    return allocate(n);
-  ensure_init();
+void* raw_allocate_aligned(size_t align, size_t n) {
   if (g_disabled)
     return __libc_memalign(align, n);
   if (align <= kPageSize && n <= kMaxSmallSize) {
@@ -233,9 +199,127 @@ void* allocate_aligned(size_t align, size_t n) {
   return allocate_large(n, align > kPageSize ? align : kPageSize, &zeroed);
 }
 
+/// The span of a large allocation starting at p; aborts naming `what` when
+/// p is inside our memory but not such a start. nullptr for foreign p.
+Span* large_span(const void* p, const char* what) {
+  Span* span = g_page_map.span_of(p);
+  if (span == nullptr)
+    return nullptr;
+  if ((span->state != SpanState::kLarge && span->state != SpanState::kMapped) ||
+      span->start() != addr(p)) {
+    fatal_pointer(what, p);
+  }
+  return span;
+}
+
+/// Usable bytes of our block p (small or large).
+size_t raw_usable_size(size_t cls, const Span* span) {
+  return cls != 0 ? class_size(cls) : large_usable_size(span);
+}
+
+/// Under valgrind: tells memcheck about a new block of n requested bytes.
+void* vg_new(void* p, size_t n, bool zeroed) {
+  if (p == nullptr || g_disabled)
+    return p;  // glibc's blocks are memcheck's own business
+  size_t cls = g_page_map.class_of(p);
+  size_t usable =
+      raw_usable_size(cls, cls != 0 ? nullptr : g_page_map.span_of(p));
+  vg::g_sizes.put(p, n);
+  vg::malloclike(p, n, usable, zeroed);
+  return p;
+}
+
+/// Under valgrind: the block p (ours) is being freed.
+void vg_free(void* p) {
+  vg::g_sizes.erase(p);
+  vg::freelike(p);
+}
+
+/// realloc under valgrind: in place only within the same small object,
+/// told to memcheck; otherwise a new block, a copy of what memcheck
+/// considers defined, and a free.
+void* vg_reallocate(void* p, size_t n) {
+  size_t cls = g_page_map.class_of(p);
+  Span* span = cls != 0 ? nullptr : large_span(p, "realloc");
+  if (cls == 0 && span == nullptr)
+    return __libc_realloc(p, n);
+  size_t usable = raw_usable_size(cls, span);
+  size_t old_n = vg::g_sizes.get(p, usable);
+  if (cls != 0 && n <= usable && n >= usable / 2) {
+    vg::resize_in_place(p, old_n, n);
+    vg::g_sizes.put(p, n);
+    return p;
+  }
+  void* q = vg_new(raw_allocate(n), n, false);
+  if (q == nullptr)
+    return nullptr;
+  memcpy(q, p, n < old_n ? n : old_n);
+  vg_free(p);
+  if (span != nullptr) {
+    large_free(span, p);
+  } else {
+    g_cpu_cache.push_slow(cls, p);
+  }
+  return q;
+}
+
+}  // namespace
+
+void* allocate_slow(size_t n) {
+  ensure_init();
+  if (RS_UNLIKELY(g_valgrind))
+    return vg_new(raw_allocate(n), n, false);
+  return raw_allocate(n);
+}
+
+void deallocate_slow(void* p, size_t cls) {
+  if (cls != 0) {
+    if (RS_UNLIKELY(g_valgrind))
+      vg_free(p);
+    g_cpu_cache.push_slow(cls, p);
+    return;
+  }
+  if (p == nullptr)
+    return;
+  Span* span = g_page_map.span_of(p);
+  if (span == nullptr) {
+    __libc_free(p);  // not ours: glibc's, from before rsmalloc was loaded
+    return;
+  }
+  if (RS_UNLIKELY(g_valgrind))
+    vg_free(p);
+  large_free(span, p);
+}
+
+void* allocate_zeroed(size_t n) {
+  ensure_init();
+  if (g_disabled)
+    return __libc_calloc(1, n);
+  bool zeroed = false;
+  void* p = n <= kMaxSmallSize ? raw_allocate(n)
+                               : allocate_large(n, kPageSize, &zeroed);
+  if (RS_UNLIKELY(g_valgrind))
+    vg_new(p, n, true);  // before the memset, which memcheck must allow
+  if (p != nullptr && !zeroed)
+    memset(p, 0, n);
+  return p;
+}
+
+void* allocate_aligned(size_t align, size_t n) {
+  if (align <= kMinAlign)
+    return allocate(n);
+  ensure_init();
+  void* p = raw_allocate_aligned(align, n);
+  if (RS_UNLIKELY(g_valgrind))
+    vg_new(p, n, false);
+  return p;
+}
+
 void* reallocate(void* p, size_t n) {
   if (n > PTRDIFF_MAX)
     return fail_enomem();
+  if (RS_UNLIKELY(g_valgrind))
+    return vg_reallocate(p, n);
   size_t cls = g_page_map.class_of(p);
   size_t old_size;
   Span* span = nullptr;
@@ -244,14 +328,9 @@ void* reallocate(void* p, size_t n) {
     if (n <= old_size && n >= old_size / 2)
       return p;
   } else {
-    span = g_page_map.span_of(p);
+    span = large_span(p, "realloc");
     if (span == nullptr)
       return __libc_realloc(p, n);
-    if ((span->state != SpanState::kLarge &&
-         span->state != SpanState::kMapped) ||
-        span->start() != addr(p)) {
-      fatal_pointer("realloc", p);
-    }
     void* q = large_resize_in_place(span, p, n);
     if (q != nullptr)
       return q;
@@ -271,18 +350,17 @@ void* reallocate(void* p, size_t n) {
 
 size_t usable_size(const void* p) {
   size_t cls = g_page_map.class_of(p);
-  if (cls != 0)
-    return class_size(cls);
-  if (p == nullptr)
-    return 0;
-  Span* span = g_page_map.span_of(p);
-  if (span == nullptr)
-    return glibc::usable_size(const_cast<void*>(p));
-  if ((span->state != SpanState::kLarge && span->state != SpanState::kMapped) ||
-      span->start() != addr(p)) {
-    fatal_pointer("malloc_usable_size", p);
+  Span* span = nullptr;
+  if (cls == 0) {
+    if (p == nullptr)
+      return 0;
+    span = large_span(p, "malloc_usable_size");
+    if (span == nullptr)
+      return glibc::usable_size(const_cast<void*>(p));
   }
-  return large_usable_size(span);
+  size_t usable = raw_usable_size(cls, span);
+  // Under valgrind: what memcheck considers addressable, the request.
+  return RS_UNLIKELY(g_valgrind) ? vg::g_sizes.get(p, usable) : usable;
 }
 
 bool owns(const void* p) {

@@ -4,6 +4,7 @@
 
 #include "page_heap.h"
 #include "page_map.h"
+#include "valgrind.h"
 
 namespace rs {
 
@@ -53,7 +54,9 @@ void* CentralList::pop(Span* span) {
   const ClassInfo& ci = class_info(cls_);
   void* obj = span->free_list;
   if (obj != nullptr) {
+    vg::make_defined(obj, sizeof(uintptr_t));  // our link in a freed block
     void* next = decode(*static_cast<uintptr_t*>(obj), obj);
+    vg::make_noaccess(obj, sizeof(uintptr_t));
     if (next != nullptr) {
       uintptr_t off = addr(next) - span->start();
       if (addr(next) < span->start() || off >= span->bytes() ||
@@ -125,7 +128,9 @@ void CentralList::insert_batch(void* const* objs, int n) {
         lock_.unlock();
         fatal_pointer("free", obj);
       }
+      vg::make_undefined(obj, sizeof(uintptr_t));  // freed: ours to write
       *static_cast<uintptr_t*>(obj) = encode(span->free_list, obj);
+      vg::make_noaccess(obj, sizeof(uintptr_t));
       span->free_list = obj;
       span->allocated--;
       stats_.allocated--;

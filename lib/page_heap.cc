@@ -10,6 +10,7 @@
 #include "os.h"
 #include "page_map.h"
 #include "settings.h"
+#include "valgrind.h"
 
 namespace rs {
 
@@ -107,6 +108,7 @@ bool PageHeap::grow(size_t n) {
     os::advise_hugepage(mem, bytes, g_config.thp == ThpSetting::kAlways);
   }
   stats_.heap_mapped_bytes += bytes;
+  vg::make_noaccess(mem, bytes);  // no block here until one is handed out
   span->first_page = first;
   span->num_pages = pages;
   span->released_pages = pages;  // fresh memory is not resident

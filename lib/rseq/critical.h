@@ -85,11 +85,21 @@ extern volatile uint64_t rs_rseq_aborts;
 // Finds this CPU's region, failing for unregistered threads.
 #  define RS_RSEQ_REGION(miss)                                           \
     "cmpl $0, %%fs:4(%[area])\n" /* if (rseq->cpu_id < 0) */             \
-    "jl %l[" miss                                                        \
-    "]\n"                                  /*   goto miss */             \
+    "jl " miss                                                           \
+    "\n"                                   /*   goto miss */             \
     "movl %%fs:(%[idx_off]), %k[region]\n" /* region = rseq->mm_cid */   \
     "shlq $18, %[region]\n"                /* region <<= kRegionShift */ \
     "addq %[base], %[region]\n"            /* region += base */
+
+// A miss inside a section that returns a value: out-of-line, it sets the
+// result to 0 and leaves through the section's end. No cost on a hit.
+#  define RS_RSEQ_MISS(result)                  \
+    ".pushsection rsmalloc_rseq_miss, \"ax\"\n" \
+    "9:\n"                                      \
+    "xorl %k[" result "], %k[" result           \
+    "]\n" /* result = 0 */                      \
+    "jmp 2b\n"                                  \
+    ".popsection\n"
 
 // The abort handler, named after its section: RSEQ_SIG, then restart.
 #  define RS_RSEQ_ABORT(name)                    \
@@ -104,6 +114,8 @@ extern volatile uint64_t rs_rseq_aborts;
 #  define RS_RSEQ_INPUTS(w) \
     [base] "r"((w).base), [area] "r"((w).area_off), [idx_off] "r"((w).idx_off)
 
+// asm goto is used only without outputs: GCC 12 miscompiles asm goto
+// whose outputs meet another value at the target label.
 namespace rs::rseq {
 
 /// Pops an object of class cls from this CPU's region; nullptr when the
@@ -111,55 +123,58 @@ namespace rs::rseq {
 RS_FAST_PATH void* pop(const Where& w, size_t cls) {
   void* obj;
   uintptr_t region, cur;
-  __asm__ volatile goto(
+  __asm__ volatile(
       RS_RSEQ_DESCRIPTOR
       RS_RSEQ_ARM("[region]")
-      RS_RSEQ_REGION("miss")
+      RS_RSEQ_REGION("9f")
       RS_RSEQ_INJECT_POINT(0)
       "movzwl (%[region], %[cls], 8), %k[cur]\n"  // cur = hdr[cls].current
       "cmpw 4(%[region], %[cls], 8), %w[cur]\n"   // if (cur <= hdr[cls].begin)
-      "jbe %l[miss]\n"                            //   goto miss
+      "jbe 9f\n"                                  //   goto miss (obj = 0)
       "movq -8(%[region], %[cur], 8), %[obj]\n"   // obj = slot[cur - 1]
       RS_RSEQ_INJECT_POINT(1)
       "decl %k[cur]\n"                            // cur -= 1
       "movw %w[cur], (%[region], %[cls], 8)\n"    // hdr[cls].current = cur
       "2:\n"                                      // post-commit
       RS_RSEQ_ABORT("pop")
+      RS_RSEQ_MISS("obj")
       : [obj] "=&a"(obj), [region] "=&r"(region), [cur] "=&r"(cur)
       : RS_RSEQ_INPUTS(w), [cls] "r"(cls)
-      : RS_RSEQ_INJECT_CLOBBER "memory", "cc"
-      : miss);
-  if (obj == nullptr)
-    __builtin_unreachable();  // slots never hold nullptr
+      : RS_RSEQ_INJECT_CLOBBER "memory", "cc");
   return obj;
-miss:
-  return nullptr;
 }
 
 /// Pushes obj of class cls onto this CPU's region; false when the class is
-/// full (or uninitialised, stopped, or the thread has no rseq).
+/// full (or uninitialised, stopped, or the thread has no rseq). Scratch
+/// registers are clobbers, so the asm goto has no outputs.
 RS_FAST_PATH bool push(const Where& w, size_t cls, void* obj) {
-  uintptr_t region, cur, end;
   __asm__ volatile goto(
       RS_RSEQ_DESCRIPTOR
-      RS_RSEQ_ARM("[region]")
-      RS_RSEQ_REGION("full")
+      "5:\n"
+      "leaq 3b(%%rip), %%r8\n"                 // r8 = &descriptor
+      "movq %%r8, %%fs:8(%[area])\n"           // rseq->rseq_cs = r8
+      "1:\n"                                   // start_ip
+      "cmpl $0, %%fs:4(%[area])\n"             // if (rseq->cpu_id < 0)
+      "jl %l[full]\n"                          //   goto full
+      "movl %%fs:(%[idx_off]), %%r8d\n"        // region = rseq->mm_cid
+      "shlq $18, %%r8\n"                       // region <<= kRegionShift
+      "addq %[base], %%r8\n"                   // region += base
       RS_RSEQ_INJECT_POINT(2)
       // end before current: a header being laid out by another CPU is seen
       // either all old (end 0) or all new.
-      "movzwl 2(%[region], %[cls], 8), %k[end]\n"  // end = hdr[cls].end
-      "movzwl (%[region], %[cls], 8), %k[cur]\n"   // cur = hdr[cls].current
-      "cmpl %k[end], %k[cur]\n"                    // if (cur >= end)
-      "jae %l[full]\n"                             //   goto full
-      "movq %[obj], (%[region], %[cur], 8)\n"      // slot[cur] = obj
+      "movzwl 2(%%r8, %[cls], 8), %%r10d\n"    // end = hdr[cls].end
+      "movzwl (%%r8, %[cls], 8), %%r9d\n"      // cur = hdr[cls].current
+      "cmpl %%r10d, %%r9d\n"                   // if (cur >= end)
+      "jae %l[full]\n"                         //   goto full
+      "movq %[obj], (%%r8, %%r9, 8)\n"         // slot[cur] = obj
       RS_RSEQ_INJECT_POINT(3)
-      "incl %k[cur]\n"                             // cur += 1
-      "movw %w[cur], (%[region], %[cls], 8)\n"     // hdr[cls].current = cur
-      "2:\n"                                       // post-commit
+      "incl %%r9d\n"                           // cur += 1
+      "movw %%r9w, (%%r8, %[cls], 8)\n"        // hdr[cls].current = cur
+      "2:\n"                                   // post-commit
       RS_RSEQ_ABORT("push")
-      : [region] "=&r"(region), [cur] "=&r"(cur), [end] "=&r"(end)
+      :
       : RS_RSEQ_INPUTS(w), [cls] "r"(cls), [obj] "r"(obj)
-      : RS_RSEQ_INJECT_CLOBBER "memory", "cc"
+      : RS_RSEQ_INJECT_CLOBBER "r8", "r9", "r10", "memory", "cc"
       : full);
   return true;
 full:
@@ -173,14 +188,14 @@ RS_FAST_PATH size_t pop_batch(const Where& w,
                               size_t n) {
   uintptr_t region, cur, begin, tmp;
   size_t i;
-  __asm__ volatile goto(
+  __asm__ volatile(
       RS_RSEQ_DESCRIPTOR
       RS_RSEQ_ARM("[region]")
-      RS_RSEQ_REGION("none")
+      RS_RSEQ_REGION("9f")
       "movzwl (%[region], %[cls], 8), %k[cur]\n"    // cur = hdr[cls].current
       "movzwl 4(%[region], %[cls], 8), %k[begin]\n" // begin = hdr[cls].begin
       "cmpl %k[begin], %k[cur]\n"                   // if (cur <= begin)
-      "jbe %l[none]\n"                              //   goto none
+      "jbe 9f\n"                                    //   goto none (i = 0)
       "xorl %k[i], %k[i]\n"                         // i = 0
       "6:\n"                                        // do {
       "decl %k[cur]\n"                              //   cur -= 1
@@ -196,14 +211,12 @@ RS_FAST_PATH size_t pop_batch(const Where& w,
       "movw %w[cur], (%[region], %[cls], 8)\n"      // hdr[cls].current = cur
       "2:\n"                                        // post-commit
       RS_RSEQ_ABORT("pop_batch")
+      RS_RSEQ_MISS("i")
       : [region] "=&r"(region), [cur] "=&r"(cur), [begin] "=&r"(begin),
         [tmp] "=&r"(tmp), [i] "=&r"(i)
       : RS_RSEQ_INPUTS(w), [cls] "r"(cls), [out] "r"(out), [n] "r"(n)
-      : RS_RSEQ_INJECT_CLOBBER "memory", "cc"
-      : none);
+      : RS_RSEQ_INJECT_CLOBBER "memory", "cc");
   return i;
-none:
-  return 0;
 }
 
 /// Pushes up to n (>= 1) objects of class cls from objs; returns how many.
@@ -213,14 +226,14 @@ RS_FAST_PATH size_t push_batch(const Where& w,
                                size_t n) {
   uintptr_t region, cur, end, tmp;
   size_t i;
-  __asm__ volatile goto(
+  __asm__ volatile(
       RS_RSEQ_DESCRIPTOR
       RS_RSEQ_ARM("[region]")
-      RS_RSEQ_REGION("none")
+      RS_RSEQ_REGION("9f")
       "movzwl 2(%[region], %[cls], 8), %k[end]\n"   // end = hdr[cls].end
       "movzwl (%[region], %[cls], 8), %k[cur]\n"    // cur = hdr[cls].current
       "cmpl %k[end], %k[cur]\n"                     // if (cur >= end)
-      "jae %l[none]\n"                              //   goto none
+      "jae 9f\n"                                    //   goto none (i = 0)
       "xorl %k[i], %k[i]\n"                         // i = 0
       "6:\n"                                        // do {
       "movq (%[objs], %[i], 8), %[tmp]\n"           //   tmp = objs[i]
@@ -236,14 +249,12 @@ RS_FAST_PATH size_t push_batch(const Where& w,
       "movw %w[cur], (%[region], %[cls], 8)\n"      // hdr[cls].current = cur
       "2:\n"                                        // post-commit
       RS_RSEQ_ABORT("push_batch")
+      RS_RSEQ_MISS("i")
       : [region] "=&r"(region), [cur] "=&r"(cur), [end] "=&r"(end),
         [tmp] "=&r"(tmp), [i] "=&r"(i)
       : RS_RSEQ_INPUTS(w), [cls] "r"(cls), [objs] "r"(objs), [n] "r"(n)
-      : RS_RSEQ_INJECT_CLOBBER "memory", "cc"
-      : none);
+      : RS_RSEQ_INJECT_CLOBBER "memory", "cc");
   return i;
-none:
-  return 0;
 }
 
 }  // namespace rs::rseq

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// Base layer: the requested-size table used under valgrind.
+#include "valgrind.h"
+
+#include "os.h"
+
+namespace rs::vg {
+
+SizeTable g_sizes;
+
+namespace {
+
+constexpr uintptr_t kEmpty = 0;
+constexpr uintptr_t kDeleted = 1;
+
+/// Keys are stored inverted so memcheck's leak scan does not count the
+/// table as a pointer to the block.
+uintptr_t key_of(const void* p) {
+  return ~addr(p);
+}
+
+size_t hash(uintptr_t key) {
+  return static_cast<size_t>((key >> 4) * 0x9e3779b97f4a7c15u);
+}
+
+}  // namespace
+
+size_t SizeTable::find_locked(uintptr_t key) const {
+  size_t mask = capacity_ - 1;
+  for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
+    if (keys_[i] == key || keys_[i] == kEmpty)
+      return i;
+  }
+}
+
+bool SizeTable::grow_locked() {
+  size_t capacity = capacity_ == 0 ? 4096 : capacity_ * 2;
+  auto* keys = static_cast<uintptr_t*>(os::map(capacity * sizeof(uintptr_t)));
+  auto* sizes = static_cast<size_t*>(os::map(capacity * sizeof(size_t)));
+  if (keys == nullptr || sizes == nullptr) {
+    if (keys != nullptr)
+      os::unmap(keys, capacity * sizeof(uintptr_t));
+    if (sizes != nullptr)
+      os::unmap(sizes, capacity * sizeof(size_t));
+    return false;
+  }
+  uintptr_t* old_keys = keys_;
+  size_t* old_sizes = sizes_;
+  size_t old_capacity = capacity_;
+  keys_ = keys;
+  sizes_ = sizes;
+  capacity_ = capacity;
+  used_ = 0;
+  for (size_t i = 0; i < old_capacity; i++) {
+    if (old_keys[i] <= kDeleted)
+      continue;
+    size_t j = find_locked(old_keys[i]);
+    keys_[j] = old_keys[i];
+    sizes_[j] = old_sizes[i];
+    used_++;
+  }
+  if (old_keys != nullptr) {
+    os::unmap(old_keys, old_capacity * sizeof(uintptr_t));
+    os::unmap(old_sizes, old_capacity * sizeof(size_t));
+  }
+  return true;
+}
+
+bool SizeTable::put(const void* p, size_t n) {
+  LockGuard guard(lock_);
+  if ((used_ + 1) * 2 > capacity_ && !grow_locked())
+    return false;
+  size_t i = find_locked(key_of(p));
+  if (keys_[i] == kEmpty)
+    used_++;
+  keys_[i] = key_of(p);
+  sizes_[i] = n;
+  return true;
+}
+
+size_t SizeTable::get(const void* p, size_t otherwise) {
+  LockGuard guard(lock_);
+  if (capacity_ == 0)
+    return otherwise;
+  size_t i = find_locked(key_of(p));
+  return keys_[i] == key_of(p) ? sizes_[i] : otherwise;
+}
+
+void SizeTable::erase(const void* p) {
+  LockGuard guard(lock_);
+  if (capacity_ == 0)
+    return;
+  size_t i = find_locked(key_of(p));
+  if (keys_[i] == key_of(p))
+    keys_[i] = kDeleted;
+}
+
+}  // namespace rs::vg
