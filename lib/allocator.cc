@@ -371,7 +371,8 @@ bool owns(const void* p) {
   if (state == SpanState::kSmall) {
     size_t cls = g_page_map.class_of(p);
     size_t off = addr(p) - span->start();
-    return cls != 0 && class_divide(cls, off) * class_size(cls) == off;
+    return cls != 0 && class_divide(cls, off) * class_size(cls) == off &&
+           class_divide(cls, off) < class_info(cls).objects;
   }
   return (state == SpanState::kLarge || state == SpanState::kMapped) &&
          span->start() == addr(p);

@@ -50,6 +50,14 @@ void CentralList::unlink(Span* span) {
   span->on_list = false;
 }
 
+bool CentralList::handed_out(const Span* span, const void* p) const {
+  uintptr_t a = addr(p);
+  if (a < span->start() || a >= span->bump)
+    return false;  // outside the span, or never handed out
+  uintptr_t off = a - span->start();
+  return class_divide(cls_, off) * class_size(cls_) == off;
+}
+
 void* CentralList::pop(Span* span) {
   const ClassInfo& ci = class_info(cls_);
   void* obj = span->free_list;
@@ -57,13 +65,8 @@ void* CentralList::pop(Span* span) {
     vg::make_defined(obj, sizeof(uintptr_t));  // our link in a freed block
     void* next = decode(*static_cast<uintptr_t*>(obj), obj);
     vg::make_noaccess(obj, sizeof(uintptr_t));
-    if (next != nullptr) {
-      uintptr_t off = addr(next) - span->start();
-      if (addr(next) < span->start() || off >= span->bytes() ||
-          class_divide(cls_, off) * ci.size != off) {
-        fatal_pointer("malloc (free list corrupted after use-after-free?)",
-                      obj);
-      }
+    if (next != nullptr && !handed_out(span, next)) {
+      fatal_pointer("malloc (free list corrupted after use-after-free?)", obj);
     }
     span->free_list = next;
   } else {
@@ -121,10 +124,11 @@ void CentralList::insert_batch(void* const* objs, int n) {
     for (; i < n && num_empty < 64; i++) {
       void* obj = objs[i];
       Span* span = g_page_map.span_of(obj);
-      uintptr_t off = addr(obj) - (span != nullptr ? span->start() : 0);
+      // Catches foreign and interior pointers, and the double frees that
+      // are cheap to see: an empty span, or the object freed last.
       if (span == nullptr || span->state != SpanState::kSmall ||
-          span->size_class != cls_ ||
-          class_divide(cls_, off) * ci.size != off || span->allocated == 0) {
+          span->size_class != cls_ || !handed_out(span, obj) ||
+          span->allocated == 0 || span->free_list == obj) {
         lock_.unlock();
         fatal_pointer("free", obj);
       }

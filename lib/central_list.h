@@ -41,6 +41,10 @@ class CentralList {
   void link(Span* span);
   void unlink(Span* span);
   void* pop(Span* span);
+
+  /// True when p is the start of an object of span that was handed out
+  /// at some point (below the bump pointer). Central lock held.
+  bool handed_out(const Span* span, const void* p) const;
   Span* new_span();
 
   RS_CACHELINE_ALIGNED Lock lock_;

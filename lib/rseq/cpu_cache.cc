@@ -92,6 +92,7 @@ void CpuCache::init(const ClassLimits* limits,
                     Backend backend,
                     size_t budget_bytes,
                     bool want_rseq) {
+  backend_ = backend;  // even without caches, operations reach the backend
   if (num_classes > kMaxClasses)
     return;
   size_t slots = num_classes;  // the headers take the first slots' room
@@ -103,7 +104,6 @@ void CpuCache::init(const ClassLimits* limits,
   if (slots * sizeof(void*) > kRegionBytes || slots > UINT16_MAX)
     return;
   num_classes_ = num_classes;
-  backend_ = backend;
   budget_bytes_ = budget_bytes;
 
   Support rs = probe();

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: MIT
+// Unit tests of the per-class central free lists (lib/central_list.h):
+// batch moves, span return to the page heap, and the checks that catch
+// use-after-free writes, double frees and invalid pointers (SIGABRT).
+#include <algorithm>
+#include <pthread.h>
+#include <set>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vector>
+
+#include <sys/random.h>
+
+#include "../check_main.h"
+#include "central_list.h"
+#include "page_heap.h"
+#include "page_map.h"
+#include "size_class.h"
+
+namespace {
+
+using rs::class_info;
+using rs::g_central;
+using rs::g_page_map;
+using rs::Span;
+using rs::SpanState;
+
+/// What the allocator's init does for the central lists (the unit tests
+/// do not link the facade, so nothing else does it).
+void setup() {
+  uintptr_t secret = 0;
+  ck_assert_int_eq(getrandom(&secret, sizeof(secret), 0), sizeof(secret));
+  rs::set_free_list_secret(secret);
+  for (size_t c = 1; c < rs::kNumClasses; c++)
+    g_central[c].init(static_cast<uint8_t>(c));
+}
+
+/// Takes n objects of class cls in batches of the class's batch size.
+std::vector<void*> take(size_t cls, size_t n) {
+  std::vector<void*> out(n);
+  size_t got = 0;
+  int batch = class_info(cls).batch;
+  while (got < n) {
+    int want = static_cast<int>(std::min<size_t>(batch, n - got));
+    int k = g_central[cls].remove_batch(out.data() + got, want);
+    ck_assert_int_eq(k, want);
+    got += static_cast<size_t>(k);
+  }
+  return out;
+}
+
+/// Gives objs back in batches of `batch`.
+void give(size_t cls, const std::vector<void*>& objs, size_t batch) {
+  for (size_t i = 0; i < objs.size(); i += batch) {
+    int n = static_cast<int>(std::min(batch, objs.size() - i));
+    g_central[cls].insert_batch(objs.data() + i, n);
+  }
+}
+
+/// Checks that every object is a distinct, aligned object of class cls in
+/// a small span of that class, and that no two overlap.
+void check_objects(size_t cls, const std::vector<void*>& objs) {
+  size_t size = rs::class_size(cls);
+  std::vector<uintptr_t> sorted;
+  for (void* p : objs) {
+    uintptr_t a = rs::addr(p);
+    ck_assert_msg(a % rs::kMinAlign == 0, "class %zu: %p misaligned", cls, p);
+    if (rs::is_pow2(size) && size <= rs::kPageSize)
+      ck_assert_msg(a % size == 0, "class %zu: %p not naturally aligned", cls,
+                    p);
+    Span* s = g_page_map.span_of(p);
+    ck_assert_ptr_nonnull(s);
+    ck_assert(s->state == SpanState::kSmall);
+    ck_assert_uint_eq(s->size_class, cls);
+    ck_assert_uint_eq(g_page_map.class_of(p), cls);
+    ck_assert_uint_eq((a - s->start()) % size, 0);
+    ck_assert_uint_le((a - s->start()) / size, class_info(cls).objects - 1);
+    ck_assert_uint_le(a + size, s->end());
+    sorted.push_back(a);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 1; i < sorted.size(); i++) {
+    ck_assert_msg(sorted[i] - sorted[i - 1] >= size,
+                  "class %zu: objects %#lx and %#lx overlap", cls,
+                  static_cast<unsigned long>(sorted[i - 1]),
+                  static_cast<unsigned long>(sorted[i]));
+  }
+}
+
+size_t spans_of(const std::vector<void*>& objs) {
+  std::set<Span*> spans;
+  for (void* p : objs)
+    spans.insert(g_page_map.span_of(p));
+  return spans.size();
+}
+
+size_t small_span_bytes() {
+  return rs::g_page_heap.stats().small_span_bytes;
+}
+
+}  // namespace
+
+// --- batches
+
+START_TEST(remove_batch_gives_valid_objects) {
+  static const size_t classes[] = {1,  2,  3,  5,  8,  9,  16, 17,
+                                   32, 40, 50, 64, 80, 95, 96};
+  for (size_t cls : classes) {
+    const rs::ClassInfo& ci = class_info(cls);
+    size_t n = std::min<size_t>(2 * ci.objects + 3, 1500);
+    std::vector<void*> objs = take(cls, n);
+    check_objects(cls, objs);
+    // Writable, all of each object, and no object reaches another.
+    for (size_t i = 0; i < n; i++)
+      memset(objs[i], static_cast<int>(i & 0xff), ci.size);
+    for (size_t i = 0; i < n; i++) {
+      const unsigned char* c = static_cast<const unsigned char*>(objs[i]);
+      ck_assert_uint_eq(c[0], i & 0xff);
+      ck_assert_uint_eq(c[ci.size - 1], i & 0xff);
+    }
+    rs::CentralStats st = g_central[cls].stats();
+    ck_assert_uint_eq(st.allocated, n);
+    ck_assert_uint_eq(st.spans, spans_of(objs));
+    ck_assert_uint_eq(st.spans, (n + ci.objects - 1) / ci.objects);
+    ck_assert_uint_eq(st.capacity, st.spans * ci.objects);
+    give(cls, objs, ci.batch);
+    st = g_central[cls].stats();
+    ck_assert_uint_eq(st.allocated, 0);
+    ck_assert_uint_eq(st.spans, 0);
+    ck_assert_uint_eq(st.capacity, 0);
+  }
+  ck_assert_uint_eq(small_span_bytes(), 0);
+}
+
+END_TEST
+
+START_TEST(one_call_fills_a_large_request) {
+  const size_t cls = 7;
+  const rs::ClassInfo& ci = class_info(cls);
+  int n = static_cast<int>(ci.objects) * 3 + 1;  // crosses four spans
+  std::vector<void*> objs(static_cast<size_t>(n));
+  ck_assert_int_eq(g_central[cls].remove_batch(objs.data(), n), n);
+  check_objects(cls, objs);
+  ck_assert_uint_eq(g_central[cls].stats().spans, 4);
+  g_central[cls].insert_batch(objs.data(), n);
+  ck_assert_uint_eq(g_central[cls].stats().spans, 0);
+}
+
+END_TEST
+
+START_TEST(insert_returns_spans_to_the_heap) {
+  const size_t cls = 12;
+  const rs::ClassInfo& ci = class_info(cls);
+  size_t before = small_span_bytes();
+  std::vector<void*> objs = take(cls, 3 * ci.objects);
+  ck_assert_uint_eq(small_span_bytes(),
+                    before + 3 * ci.span_pages * rs::kPageSize);
+  // Shuffled, in uneven batches: every span still goes back.
+  unsigned seed = 7;
+  for (size_t i = objs.size() - 1; i > 0; i--)
+    std::swap(objs[i], objs[rand_r(&seed) % (i + 1)]);
+  size_t i = 0;
+  while (i < objs.size()) {
+    size_t n = std::min<size_t>(1 + rand_r(&seed) % 50, objs.size() - i);
+    g_central[cls].insert_batch(objs.data() + i, static_cast<int>(n));
+    i += n;
+  }
+  rs::CentralStats st = g_central[cls].stats();
+  ck_assert_uint_eq(st.spans, 0);
+  ck_assert_uint_eq(st.allocated, 0);
+  ck_assert_uint_eq(small_span_bytes(), before);
+  // The pages are free in the heap and no longer labelled with the class.
+  for (void* p : objs) {
+    ck_assert_uint_eq(g_page_map.class_of(p), 0);
+    Span* s = g_page_map.span_of(p);
+    ck_assert_ptr_nonnull(s);
+    ck_assert(s->state == SpanState::kFree);
+  }
+}
+
+END_TEST
+
+START_TEST(many_spans_emptied_by_one_insert) {
+  // One object per span: a single insert empties more spans than its
+  // internal batch of 64 holds.
+  const size_t cls = rs::kNumClasses - 1;
+  ck_assert_uint_eq(class_info(cls).objects, 1);
+  size_t before = small_span_bytes();
+  std::vector<void*> objs = take(cls, 70);
+  ck_assert_uint_eq(g_central[cls].stats().spans, 70);
+  g_central[cls].insert_batch(objs.data(), 70);
+  ck_assert_uint_eq(g_central[cls].stats().spans, 0);
+  ck_assert_uint_eq(small_span_bytes(), before);
+}
+
+END_TEST
+
+START_TEST(freed_objects_are_reused) {
+  const size_t cls = 3;
+  std::vector<void*> objs = take(cls, 10);
+  std::vector<void*> back;
+  for (size_t i = 0; i < 10; i += 2)
+    back.push_back(objs[i]);
+  give(cls, back, back.size());
+  ck_assert_uint_eq(g_central[cls].stats().allocated, 5);
+  std::vector<void*> again = take(cls, 5);
+  std::set<void*> a(back.begin(), back.end()), b(again.begin(), again.end());
+  ck_assert_msg(a == b, "the freed objects did not come back");
+  // Then the span's never-used objects.
+  std::vector<void*> fresh = take(cls, 1);
+  ck_assert(std::find(objs.begin(), objs.end(), fresh[0]) == objs.end());
+  check_objects(cls, {objs[1], objs[3], fresh[0]});
+}
+
+END_TEST
+
+// --- misuse: each of these must abort
+
+namespace {
+
+// Values a use-after-free write might leave in a freed object's first word.
+const uintptr_t kGarbage[] = {0x4141414141414141u, 0, ~uintptr_t{0}, 1, 16};
+
+}  // namespace
+
+START_TEST(use_after_free_write_to_head_aborts) {
+  const size_t cls = 4;
+  void* objs[4];
+  ck_assert_int_eq(g_central[cls].remove_batch(objs, 4), 4);
+  g_central[cls].insert_batch(objs, 2);  // free list: objs[1], objs[0]
+  *static_cast<uintptr_t*>(objs[1]) = kGarbage[_i];
+  void* out[2];
+  g_central[cls].remove_batch(out, 2);
+}
+
+END_TEST
+
+START_TEST(use_after_free_write_deeper_aborts) {
+  const size_t cls = 4;
+  void* objs[6];
+  ck_assert_int_eq(g_central[cls].remove_batch(objs, 6), 6);
+  g_central[cls].insert_batch(objs, 4);  // free list: 3, 2, 1, 0
+  *static_cast<uintptr_t*>(objs[1]) = kGarbage[_i];
+  void* out[4];
+  g_central[cls].remove_batch(out, 4);  // reaches objs[1] third
+}
+
+END_TEST
+
+START_TEST(use_after_free_swapped_links_aborts) {
+  const size_t cls = 4;
+  void* objs[3];
+  ck_assert_int_eq(g_central[cls].remove_batch(objs, 3), 3);
+  g_central[cls].insert_batch(objs, 2);
+  // Swap the first words of the two freed objects: each encoded link is
+  // valid somewhere else, but decodes to junk where it now is.
+  uintptr_t* a = static_cast<uintptr_t*>(objs[0]);
+  uintptr_t* b = static_cast<uintptr_t*>(objs[1]);
+  std::swap(*a, *b);
+  void* out[3];
+  g_central[cls].remove_batch(out, 3);
+}
+
+END_TEST
+
+START_TEST(double_insert_of_the_last_object_aborts) {
+  const size_t cls = 6;
+  void* a;
+  ck_assert_int_eq(g_central[cls].remove_batch(&a, 1), 1);
+  g_central[cls].insert_batch(&a, 1);
+  g_central[cls].insert_batch(&a, 1);
+}
+
+END_TEST
+
+START_TEST(double_insert_aborts) {
+  // Another object of the span is still out, so the span stays.
+  const size_t cls = 6;
+  void* objs[2];
+  ck_assert_int_eq(g_central[cls].remove_batch(objs, 2), 2);
+  g_central[cls].insert_batch(&objs[0], 1);
+  g_central[cls].insert_batch(&objs[0], 1);
+}
+
+END_TEST
+
+START_TEST(double_insert_in_one_batch_aborts) {
+  const size_t cls = 6;
+  void* objs[3];
+  ck_assert_int_eq(g_central[cls].remove_batch(objs, 3), 3);
+  void* twice[2] = {objs[1], objs[1]};
+  g_central[cls].insert_batch(twice, 2);
+}
+
+END_TEST
+
+START_TEST(interior_pointer_aborts) {
+  const size_t cls = 3;  // 48 B
+  void* objs[2];
+  ck_assert_int_eq(g_central[cls].remove_batch(objs, 2), 2);
+  void* inside = static_cast<char*>(objs[0]) + 16;
+  g_central[cls].insert_batch(&inside, 1);
+}
+
+END_TEST
+
+START_TEST(wrong_class_aborts) {
+  void* obj;
+  ck_assert_int_eq(g_central[2].remove_batch(&obj, 1), 1);
+  void* keep;
+  ck_assert_int_eq(g_central[1].remove_batch(&keep, 1), 1);
+  g_central[1].insert_batch(&obj, 1);  // a 32 B object into the 16 B list
+}
+
+END_TEST
+
+START_TEST(foreign_pointer_aborts) {
+  void* keep;
+  ck_assert_int_eq(g_central[1].remove_batch(&keep, 1), 1);
+  void* glibc = malloc(16);
+  g_central[1].insert_batch(&glibc, 1);
+}
+
+END_TEST
+
+START_TEST(null_pointer_aborts) {
+  void* keep;
+  ck_assert_int_eq(g_central[1].remove_batch(&keep, 1), 1);
+  void* null = nullptr;
+  g_central[1].insert_batch(&null, 1);
+}
+
+END_TEST
+
+START_TEST(large_span_pointer_aborts) {
+  void* keep;
+  ck_assert_int_eq(g_central[1].remove_batch(&keep, 1), 1);
+  Span* s = rs::g_page_heap.allocate(2, SpanState::kLarge, 0);
+  ck_assert_ptr_nonnull(s);
+  void* p = reinterpret_cast<void*>(s->start());
+  g_central[1].insert_batch(&p, 1);
+}
+
+END_TEST
+
+START_TEST(pointer_past_the_last_object_aborts) {
+  // A class whose span has a tail too small for one more object: the
+  // address right after the last object is aligned to the class size but
+  // is not an object (an object there would cross the span's end).
+  size_t cls = 0;
+  for (size_t c = 1; c < rs::kNumClasses && cls == 0; c++) {
+    const rs::ClassInfo& ci = class_info(c);
+    if (size_t{ci.objects} * ci.size < size_t{ci.span_pages} * rs::kPageSize)
+      cls = c;
+  }
+  ck_assert_uint_ne(cls, 0);
+  void* obj;
+  ck_assert_int_eq(g_central[cls].remove_batch(&obj, 1), 1);
+  Span* s = g_page_map.span_of(obj);
+  ck_assert_ptr_nonnull(s);
+  void* tail = reinterpret_cast<void*>(
+      s->start() + size_t{class_info(cls).objects} * class_info(cls).size);
+  ck_assert_ptr_eq(g_page_map.span_of(tail), s);
+  g_central[cls].insert_batch(&tail, 1);
+}
+
+END_TEST
+
+// --- threads
+
+namespace {
+
+constexpr int kThreads = 4;
+constexpr size_t kThreadClass = 5;  // 80 B
+int g_errors;                       // failures seen by workers (atomic)
+
+void* central_worker(void* arg) {
+  uintptr_t id = reinterpret_cast<uintptr_t>(arg);
+  unsigned seed = static_cast<unsigned>(id);
+  std::vector<void*> held;
+  void* buf[64];
+  uint64_t seq = 0;
+  for (int round = 0; round < 2000; round++) {
+    unsigned r = rand_r(&seed);
+    if (held.size() < 512 && (r & 1)) {
+      int n = 1 + static_cast<int>((r >> 1) % 64);
+      int got = g_central[kThreadClass].remove_batch(buf, n);
+      if (got != n)
+        __atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
+      for (int i = 0; i < got; i++) {
+        // Tag it: if another thread holds it too, one tag is lost.
+        uint64_t* w = static_cast<uint64_t*>(buf[i]);
+        w[0] = id;
+        w[1] = ++seq;
+        w[9] = seq;
+        held.push_back(buf[i]);
+      }
+    } else if (!held.empty()) {
+      int n = 1 + static_cast<int>((r >> 1) % 64);
+      if (static_cast<size_t>(n) > held.size())
+        n = static_cast<int>(held.size());
+      for (int i = 0; i < n; i++) {
+        void* p = held.back();
+        held.pop_back();
+        const uint64_t* w = static_cast<const uint64_t*>(p);
+        if (w[0] != id || w[1] != w[9])
+          __atomic_add_fetch(&g_errors, 1, __ATOMIC_RELAXED);
+        buf[i] = p;
+      }
+      g_central[kThreadClass].insert_batch(buf, n);
+    }
+  }
+  for (size_t i = 0; i < held.size(); i += 64) {
+    int n = static_cast<int>(std::min<size_t>(64, held.size() - i));
+    g_central[kThreadClass].insert_batch(held.data() + i, n);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+START_TEST(concurrent_batches) {
+  pthread_t t[kThreads];
+  for (int i = 0; i < kThreads; i++) {
+    ck_assert_int_eq(
+        pthread_create(&t[i], nullptr, central_worker,
+                       reinterpret_cast<void*>(static_cast<uintptr_t>(i + 1))),
+        0);
+  }
+  for (pthread_t& th : t)
+    pthread_join(th, nullptr);
+  ck_assert_int_eq(g_errors, 0);
+  rs::CentralStats st = g_central[kThreadClass].stats();
+  ck_assert_uint_eq(st.allocated, 0);
+  ck_assert_uint_eq(st.spans, 0);
+  ck_assert_uint_eq(small_span_bytes(), 0);
+}
+
+END_TEST
+
+int main(void) {
+  Suite* s = suite_create("central_list");
+  TCase* tc = tcase_create("batches");
+  tcase_add_checked_fixture(tc, setup, nullptr);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, remove_batch_gives_valid_objects);
+  tcase_add_test(tc, one_call_fills_a_large_request);
+  tcase_add_test(tc, insert_returns_spans_to_the_heap);
+  tcase_add_test(tc, many_spans_emptied_by_one_insert);
+  tcase_add_test(tc, freed_objects_are_reused);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("use_after_free");
+  tcase_add_checked_fixture(tc, setup, nullptr);
+  size_t garbage = sizeof(kGarbage) / sizeof(kGarbage[0]);
+  tcase_add_loop_test_raise_signal(tc, use_after_free_write_to_head_aborts,
+                                   SIGABRT, 0, garbage);
+  tcase_add_loop_test_raise_signal(tc, use_after_free_write_deeper_aborts,
+                                   SIGABRT, 0, garbage);
+  tcase_add_test_raise_signal(tc, use_after_free_swapped_links_aborts, SIGABRT);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("invalid_free");
+  tcase_add_checked_fixture(tc, setup, nullptr);
+  tcase_add_test_raise_signal(tc, double_insert_of_the_last_object_aborts,
+                              SIGABRT);
+  tcase_add_test_raise_signal(tc, double_insert_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, double_insert_in_one_batch_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, interior_pointer_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, wrong_class_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, foreign_pointer_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, null_pointer_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, large_span_pointer_aborts, SIGABRT);
+  tcase_add_test_raise_signal(tc, pointer_past_the_last_object_aborts, SIGABRT);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("threads");
+  tcase_add_checked_fixture(tc, setup, nullptr);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, concurrent_batches);
+  suite_add_tcase(s, tc);
+  return rs_check_run(s, "test_central_list");
+}

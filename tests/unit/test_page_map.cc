@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+// Unit tests of the radix page map (lib/page_map.h): lookups of addresses
+// that are not ours, lazily mapped leaves, and ranges across leaf borders.
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../check_main.h"
+#include "page_map.h"
+
+namespace {
+
+using rs::PageMap;
+
+// A private map per test: the page map stores pointers and never
+// dereferences the addresses it describes, so fake page numbers and fake
+// spans will do. (Its leaves are never unmapped, by design.)
+PageMap* g_map;
+rs::Span g_fake[3];
+
+void setup() {
+  g_map = new PageMap();  // value-initialised: every root entry empty
+}
+
+void teardown() {
+  delete g_map;
+  g_map = nullptr;
+}
+
+void* page_addr(uintptr_t page, size_t offset = 0) {
+  return reinterpret_cast<void*>((page << rs::kPageShift) + offset);
+}
+
+constexpr uintptr_t kTopPage = (uintptr_t{1} << PageMap::kPageBits) - 1;
+
+}  // namespace
+
+START_TEST(geometry_covers_48_bits) {
+  ck_assert_uint_eq(PageMap::kPageBits + rs::kPageShift, rs::kAddressBits);
+  ck_assert_uint_eq(PageMap::kRootBits + PageMap::kLeafBits,
+                    PageMap::kPageBits);
+}
+
+END_TEST
+
+START_TEST(nothing_is_ours_in_an_empty_map) {
+  int on_stack = 0;
+  void* from_glibc = malloc(64);
+  const void* probes[] = {
+      nullptr,
+      &on_stack,
+      from_glibc,
+      g_map,
+      reinterpret_cast<void*>(&geometry_covers_48_bits),
+      page_addr(1),
+      page_addr(kTopPage, rs::kPageSize - 1),  // the last byte below 2^48
+  };
+  for (const void* p : probes) {
+    ck_assert_uint_eq(g_map->class_of(p), 0);
+    ck_assert_ptr_null(g_map->span_of(p));
+  }
+  free(from_glibc);
+  ck_assert_uint_eq(g_map->leaf_bytes(), 0);  // lookups map nothing
+}
+
+END_TEST
+
+START_TEST(addresses_above_48_bits_are_not_ours) {
+  // Even with every leaf that could alias them present and filled.
+  ck_assert(g_map->ensure(0, 1));
+  g_map->set_range(0, 1, &g_fake[0], 9);
+  ck_assert(g_map->ensure(kTopPage, 1));
+  g_map->set_range(kTopPage, 1, &g_fake[1], 9);
+  const uintptr_t probes[] = {
+      uintptr_t{1} << 48,
+      (uintptr_t{1} << 48) + 8,
+      (uintptr_t{1} << 48) + (kTopPage << rs::kPageShift),
+      uintptr_t{1} << 56,
+      uintptr_t{0xffff800000000000},  // kernel half
+      UINTPTR_MAX,
+  };
+  for (uintptr_t a : probes) {
+    const void* p = reinterpret_cast<void*>(a);
+    ck_assert_msg(g_map->class_of(p) == 0, "class_of(%#lx) != 0",
+                  static_cast<unsigned long>(a));
+    ck_assert_msg(g_map->span_of(p) == nullptr, "span_of(%#lx) != nullptr",
+                  static_cast<unsigned long>(a));
+  }
+  ck_assert_ptr_null(g_map->span_at(kTopPage + 1));
+  ck_assert_ptr_null(g_map->span_at(UINTPTR_MAX >> rs::kPageShift));
+  // The pages that were set still read back.
+  ck_assert_ptr_eq(g_map->span_of(page_addr(0, 100)), &g_fake[0]);
+  ck_assert_ptr_eq(g_map->span_of(page_addr(kTopPage, 100)), &g_fake[1]);
+  ck_assert_uint_eq(g_map->class_of(page_addr(kTopPage)), 9);
+}
+
+END_TEST
+
+START_TEST(global_map_does_not_claim_foreign_memory) {
+  int on_stack = 0;
+  void* from_glibc = malloc(100);
+  ck_assert_uint_eq(rs::g_page_map.class_of(nullptr), 0);
+  ck_assert_ptr_null(rs::g_page_map.span_of(nullptr));
+  ck_assert_uint_eq(rs::g_page_map.class_of(&on_stack), 0);
+  ck_assert_ptr_null(rs::g_page_map.span_of(&on_stack));
+  ck_assert_uint_eq(rs::g_page_map.class_of(from_glibc), 0);
+  ck_assert_ptr_null(rs::g_page_map.span_of(from_glibc));
+  ck_assert_uint_eq(rs::g_page_map.class_of(reinterpret_cast<void*>(~0ul)), 0);
+  free(from_glibc);
+}
+
+END_TEST
+
+START_TEST(range_across_a_leaf_border) {
+  const uintptr_t first = 5 * PageMap::kLeafLength - 3;
+  const size_t n = 10;  // 3 pages in leaf 4, 7 in leaf 5
+  ck_assert(g_map->ensure(first, n));
+  ck_assert_uint_eq(g_map->leaf_bytes(), 2 * sizeof(PageMap::Leaf));
+  ck_assert(g_map->ensure(first + 1, n - 2));  // already there: maps nothing
+  ck_assert_uint_eq(g_map->leaf_bytes(), 2 * sizeof(PageMap::Leaf));
+
+  g_map->set_range(first, n, &g_fake[0], 7);
+  for (uintptr_t p = first; p < first + n; p++) {
+    ck_assert_ptr_eq(g_map->span_at(p), &g_fake[0]);
+    ck_assert_ptr_eq(g_map->span_of(page_addr(p)), &g_fake[0]);
+    ck_assert_ptr_eq(g_map->span_of(page_addr(p, rs::kPageSize - 1)),
+                     &g_fake[0]);
+    ck_assert_uint_eq(g_map->class_of(page_addr(p, 16)), 7);
+  }
+  // The neighbours are in mapped leaves but were not set.
+  ck_assert_ptr_null(g_map->span_at(first - 1));
+  ck_assert_uint_eq(g_map->class_of(page_addr(first - 1)), 0);
+  ck_assert_ptr_null(g_map->span_at(first + n));
+  ck_assert_uint_eq(g_map->class_of(page_addr(first + n)), 0);
+
+  // Overwrite a middle run that again crosses the border.
+  g_map->set_range(first + 2, 3, &g_fake[1], 0);
+  for (uintptr_t p = first; p < first + n; p++) {
+    bool mid = p >= first + 2 && p < first + 5;
+    ck_assert_ptr_eq(g_map->span_at(p), mid ? &g_fake[1] : &g_fake[0]);
+    ck_assert_uint_eq(g_map->class_of(page_addr(p)), mid ? 0 : 7);
+  }
+
+  // And clear it all.
+  g_map->set_range(first, n, nullptr, 0);
+  for (uintptr_t p = first; p < first + n; p++) {
+    ck_assert_ptr_null(g_map->span_at(p));
+    ck_assert_uint_eq(g_map->class_of(page_addr(p)), 0);
+  }
+}
+
+END_TEST
+
+START_TEST(range_spanning_three_leaves) {
+  const uintptr_t first = 7 * PageMap::kLeafLength + 5;
+  const size_t n = 2 * PageMap::kLeafLength;  // leaves 7, 8 and 9
+  ck_assert(g_map->ensure(first, n));
+  ck_assert_uint_eq(g_map->leaf_bytes(), 3 * sizeof(PageMap::Leaf));
+  g_map->set_range(first, n, &g_fake[2], 3);
+  size_t bad = 0;
+  for (uintptr_t p = first; p < first + n; p++) {
+    if (g_map->span_at(p) != &g_fake[2] || g_map->class_of(page_addr(p)) != 3)
+      bad++;
+  }
+  ck_assert_uint_eq(bad, 0);
+  ck_assert_ptr_null(g_map->span_at(first - 1));
+  ck_assert_ptr_null(g_map->span_at(first + n));
+}
+
+END_TEST
+
+START_TEST(ensure_limits) {
+  ck_assert(g_map->ensure(12345, 0));  // nothing to do
+  ck_assert_uint_eq(g_map->leaf_bytes(), 0);
+  ck_assert(!g_map->ensure(kTopPage, 2));  // runs past 2^48
+  ck_assert(!g_map->ensure(kTopPage + 1, 1));
+  ck_assert(!g_map->ensure(UINTPTR_MAX >> rs::kPageShift, 1));
+  ck_assert_uint_eq(g_map->leaf_bytes(), 0);
+  ck_assert(g_map->ensure(kTopPage, 1));  // the last page is fine
+  ck_assert_uint_eq(g_map->leaf_bytes(), sizeof(PageMap::Leaf));
+  g_map->set_range(kTopPage, 1, &g_fake[0], 5);
+  ck_assert_ptr_eq(g_map->span_of(page_addr(kTopPage, 4000)), &g_fake[0]);
+  ck_assert_uint_eq(g_map->class_of(page_addr(kTopPage, 4000)), 5);
+}
+
+END_TEST
+
+int main(void) {
+  Suite* s = suite_create("page_map");
+  TCase* tc = tcase_create("lookup");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, geometry_covers_48_bits);
+  tcase_add_test(tc, nothing_is_ours_in_an_empty_map);
+  tcase_add_test(tc, addresses_above_48_bits_are_not_ours);
+  tcase_add_test(tc, global_map_does_not_claim_foreign_memory);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("ranges");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, range_across_a_leaf_border);
+  tcase_add_test(tc, range_spanning_three_leaves);
+  tcase_add_test(tc, ensure_limits);
+  suite_add_tcase(s, tc);
+  return rs_check_run(s, "test_page_map");
+}
