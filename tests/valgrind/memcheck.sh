@@ -1,0 +1,73 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Runs tests/valgrind/defects under memcheck with rsmalloc's own code in
+# charge (--soname-synonyms=somalloc=nouserintercepts): each deliberate
+# defect must be reported with a stack into the program, and the clean run
+# must give zero errors. Also runs the clean program with memcheck's own
+# malloc (no soname option): rsmalloc's entry points that memcheck does not
+# replace must cope with memcheck's pointers. Skips without valgrind.
+set -u
+command -v valgrind >/dev/null 2>&1 || { echo "valgrind not installed"; exit 77; }
+builddir=${top_builddir:-.}
+prog="$builddir/tests/valgrind/defects"
+run="$builddir/libtool --mode=execute valgrind --error-exitcode=42 --leak-check=full --num-callers=30"
+own="--soname-synonyms=somalloc=nouserintercepts"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { echo "PASS: $1"; pass=$((pass + 1)); }
+ko() { echo "FAIL: $1"; fail=$((fail + 1)); sed 's/^/    /' "$2" | tail -30; }
+
+# expect MODE "PATTERN" [SECOND-PATTERN]: the run must fail with memcheck's
+# error code and its log must show the pattern and a frame in main.
+expect() {
+  mode=$1
+  log="$tmp/$mode.log"
+  $run $own "$prog" "$mode" >"$log" 2>&1
+  rc=$?
+  if [ "$rc" -eq 42 ] && grep -q "$2" "$log" && grep -q "main (defects.c" "$log" &&
+    { [ -z "${3:-}" ] || grep -q "$3" "$log"; }; then
+    ok "$mode: memcheck reports \"$2\" with a stack into main"
+  else
+    ko "$mode: expected \"$2\" (exit $rc)" "$log"
+  fi
+}
+
+log="$tmp/clean.log"
+if $run $own "$prog" clean >"$log" 2>&1 &&
+  grep -q "ERROR SUMMARY: 0 errors" "$log"; then
+  ok "clean program on rsmalloc: 0 errors"
+else
+  ko "clean program on rsmalloc should give 0 errors" "$log"
+fi
+# The clean run must have been served by rsmalloc (its self-check passes
+# only if rsmalloc_owns() recognises malloc's result) in fallback mode.
+log="$tmp/mode.log"
+RSMALLOC_VERBOSE=1 $run $own "$prog" clean >"$log" 2>&1
+if grep -q "rsmalloc: cache mode fallback" "$log"; then
+  ok "under valgrind rsmalloc runs its locked fallback"
+else
+  ko "RSMALLOC_VERBOSE=1 under valgrind should report the fallback" "$log"
+fi
+
+expect leak "77 bytes in 1 blocks are definitely lost"
+expect use-after-free "Invalid read of size 1"
+expect overrun "Invalid write of size 1" "0 bytes after a.*block of size 24"
+expect uninitialised "Conditional jump or move depends on uninitialised value"
+expect double-free "Invalid free()"
+
+# memcheck's own allocator in charge: free_sized, reallocarray and the
+# rsmalloc_* functions receive memcheck's pointers. The program's
+# self-check fails (rsmalloc_owns is 0, as it should be), so only look at
+# memcheck's verdict.
+log="$tmp/replaced.log"
+$run "$prog" clean >"$log" 2>&1
+if grep -q "ERROR SUMMARY: 0 errors" "$log" && ! grep -q "rsmalloc: " "$log"; then
+  ok "with memcheck's malloc, rsmalloc's other entry points cope: 0 errors"
+else
+  ko "with memcheck's malloc the clean program should give 0 errors" "$log"
+fi
+
+echo "memcheck: $pass passed, $fail failed"
+{ echo "memcheck: $pass passed, $fail failed" >&9; } 2>/dev/null || true
+[ "$fail" -eq 0 ]
