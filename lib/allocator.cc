@@ -383,7 +383,7 @@ int trim(size_t pad) {
   if (g_disabled)
     return glibc::trim(pad);
   size_t drained = g_cpu_cache.drain_all();
-  size_t released = g_page_heap.release(0);
+  size_t released = g_page_heap.trim(pad);
   return released > 0 || drained > 0 ? 1 : 0;
 }
 

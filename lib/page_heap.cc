@@ -317,23 +317,55 @@ size_t PageHeap::release_locked(uint64_t decay_ms, uint64_t now) {
         continue;
       if (decay_ms != 0 && now - s->free_since_ms < decay_ms)
         continue;
-      os::release(ptr_at<void>(s->start()), s->bytes());
-      size_t newly = s->num_pages - s->released_pages;
-      released += newly << kPageShift;
-      stats_.released_bytes += newly << kPageShift;
-      s->released_pages = s->num_pages;
+      released += release_span(s);
+    }
+  }
+  return released;
+}
+
+size_t PageHeap::release_span(Span* s) {
+  if (s->released_pages == s->num_pages)
+    return 0;
+  os::release(ptr_at<void>(s->start()), s->bytes());
+  size_t newly = (s->num_pages - s->released_pages) << kPageShift;
+  stats_.released_bytes += newly;
+  s->released_pages = s->num_pages;
+  return newly;
+}
+
+size_t PageHeap::trim_locked(size_t keep_bytes) {
+  size_t released = 0;
+  // Largest spans first: fewer system calls for the same bytes.
+  for (size_t i = 0; i <= kExactLists; i++) {
+    size_t list = i == 0 ? 0 : kExactLists + 1 - i;
+    for (Span* s = free_[list]; s != nullptr; s = s->next) {
+      if (stats_.free_bytes - stats_.released_bytes <= keep_bytes)
+        return released;
+      released += release_span(s);
     }
   }
   return released;
 }
 
 void PageHeap::maybe_decay() {
+  // Free pages beyond a slack of a quarter of what is in use (at least
+  // kMinSlackBytes) go back at once: a program that frees most of its heap
+  // sees RSS fall without waiting for the decay time or a later call.
+  size_t in_use = stats_.small_span_bytes + stats_.large_bytes;
+  size_t slack = in_use / 4 > kMinSlackBytes ? in_use / 4 : kMinSlackBytes;
+  if (stats_.free_bytes - stats_.released_bytes > slack)
+    trim_locked(slack);
   uint64_t now = os::now_ms();
   if (now < next_decay_ms_)
     return;
   uint64_t decay = g_config.decay_ms;
   next_decay_ms_ = now + (decay / 4 > 0 ? decay / 4 : 0);
   release_locked(decay, now);
+}
+
+size_t PageHeap::trim(size_t keep_bytes) {
+  LockGuard guard(lock_);
+  return trim_locked(keep_bytes);
 }
 
 size_t PageHeap::release(uint64_t decay_ms) {

@@ -58,6 +58,11 @@ class PageHeap {
   /// of them when decay_ms is 0). Returns bytes released now.
   size_t release(uint64_t decay_ms);
 
+  /// Returns free pages to the OS, largest spans first, until at most
+  /// keep_bytes of free memory stay resident (malloc_trim's pad). Returns
+  /// bytes released now.
+  size_t trim(size_t keep_bytes);
+
   /// Unmaps every free span, giving its address space back (for when the
   /// OS refuses a mapping, e.g. under RLIMIT_AS). Returns bytes unmapped.
   size_t unmap_free();
@@ -69,6 +74,7 @@ class PageHeap {
  private:
   static constexpr size_t kExactLists = 128;  // lists for 1..128 pages
   static constexpr size_t kChunkBytes = kHugePageSize;
+  static constexpr size_t kMinSlackBytes = 8u << 20;  // resident free kept
 
   Span* allocate_locked(size_t n);
   Span* take(size_t n);
@@ -80,6 +86,8 @@ class PageHeap {
   void maybe_decay();
   size_t release_locked(uint64_t decay_ms, uint64_t now);
   size_t unmap_free_locked();
+  size_t trim_locked(size_t keep_bytes);
+  size_t release_span(Span* span);
 
   Lock lock_;
   Span* free_[kExactLists + 1];  // free spans by length; [0]: longer ones
