@@ -5,8 +5,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include <sys/auxv.h>
 
@@ -83,6 +85,11 @@ void apply_settings() {
   g_mode = g_disabled ? "disabled" : g_cpu_cache.describe();
 }
 
+/// A CPU cache with no slow path for this long is drained.
+uint64_t idle_cache_ms() {
+  return g_config.decay_ms == 0 ? 1000 : 5 * g_config.decay_ms;
+}
+
 void start_caches() {
   if (g_config.disable)
     return;
@@ -94,6 +101,42 @@ void start_caches() {
   g_cpu_cache.init(limits, kNumClasses, {refill, drain},
                    g_config.cpu_cache_bytes,
                    g_config.rseq != RseqSetting::kOff);
+  g_cpu_cache.set_idle_ms(idle_cache_ms());
+}
+
+/// The background purger (RSMALLOC_BACKGROUND=1): every half decay time it
+/// returns aged free pages and drains idle CPU caches, for programs that go
+/// quiet and would otherwise never reach a slow path.
+void* purger(void*) {
+  for (;;) {
+    uint64_t period = g_config.decay_ms / 2 > 10 ? g_config.decay_ms / 2 : 10;
+    struct timespec ts = {static_cast<time_t>(period / 1000),
+                          static_cast<long>(period % 1000) * 1000000};
+    nanosleep(&ts, nullptr);
+    g_cpu_cache.drain(idle_cache_ms());
+    g_page_heap.release(g_config.decay_ms);
+  }
+  return nullptr;
+}
+
+void start_purger() {
+  // Blocks every signal in the new thread: the program's signals are for
+  // its own threads.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t thread;
+  if (pthread_create(&thread, &attr, purger, nullptr) != 0) {
+    Log log;
+    log.str(
+        "rsmalloc: RSMALLOC_BACKGROUND=1: cannot start the purger thread\n");
+  }
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 RS_SLOW_PATH void init() {
@@ -127,16 +170,19 @@ RS_FAST_PATH void ensure_init() {
 /// allocation came before the environment was available.
 __attribute__((constructor)) void late_init() {
   ensure_init();
-  if (g_settings_read)
-    return;
-  g_settings_read = load_config();
-  if (!g_settings_read)
-    return;
-  if (!g_config.disable && g_cpu_cache.mode() == rseq::Mode::kNone)
-    start_caches();
-  apply_settings();
-  if (g_config.verbose)
-    print_config(g_mode);
+  if (!g_settings_read) {
+    g_settings_read = load_config();
+    if (!g_settings_read)
+      return;
+    if (!g_config.disable && g_cpu_cache.mode() == rseq::Mode::kNone)
+      start_caches();
+    apply_settings();
+    if (g_config.verbose)
+      print_config(g_mode);
+  }
+  // Here, not in init(): pthread_create allocates, and libc is ready now.
+  if (g_config.background && !g_disabled)
+    start_purger();
 }
 
 __attribute__((destructor)) void print_stats_at_exit() {

@@ -196,6 +196,8 @@ bool load_config() {
   read_setting("RSMALLOC_THP", &g_config.thp, parse_thp,
                "auto, always or never");
   read_setting("RSMALLOC_STATS", &g_config.stats, parse_stats, "0, 1 or json");
+  read_setting("RSMALLOC_BACKGROUND", &g_config.background, parse_bool,
+               "0 or 1");
   return true;
 }
 
@@ -210,7 +212,8 @@ void print_config(const char* cache_mode) {
   log.str(" RSMALLOC_CPU_CACHE=").dec(g_config.cpu_cache_bytes);
   log.str(" RSMALLOC_DECAY_MS=").dec(g_config.decay_ms);
   log.str(" RSMALLOC_THP=").str(thp_name(g_config.thp));
-  log.str(" RSMALLOC_STATS=").str(stats_name(g_config.stats)).chr('\n');
+  log.str(" RSMALLOC_STATS=").str(stats_name(g_config.stats));
+  log.str(" RSMALLOC_BACKGROUND=").dec(g_config.background).chr('\n');
 }
 
 }  // namespace rs

@@ -22,6 +22,7 @@ struct Config {
   uint64_t decay_ms = 1000;               // RSMALLOC_DECAY_MS
   ThpSetting thp = ThpSetting::kAuto;     // RSMALLOC_THP
   StatsSetting stats = StatsSetting::kOff;  // RSMALLOC_STATS
+  bool background = false;  // RSMALLOC_BACKGROUND: start a purger thread
 };
 
 extern Config g_config;

@@ -219,6 +219,7 @@ void* CpuCache::pop_slow(size_t cls) {
   }
   size_t cpu = current_cpu();
   ensure_region(cpu);
+  note_activity(cpu);
   size_t want;
   {
     LockGuard guard(states_[cpu].lock);
@@ -253,6 +254,7 @@ void CpuCache::push_slow(size_t cls, void* obj) {
   }
   size_t cpu = current_cpu();
   ensure_region(cpu);
+  note_activity(cpu);
   bool grew;
   {
     LockGuard guard(states_[cpu].lock);
@@ -270,6 +272,7 @@ void* CpuCache::pop_locked(size_t cls) {
   void* buf[kMaxBatch];
   size_t cpu = current_cpu();
   CpuState& st = states_[cpu];
+  note_activity(cpu);  // before the lock: it may drain idle CPUs
   size_t want;
   {
     LockGuard guard(st.lock);
@@ -305,6 +308,7 @@ void CpuCache::push_locked(size_t cls, void* obj) {
   void* buf[kMaxBatch + 1];
   size_t cpu = current_cpu();
   CpuState& st = states_[cpu];
+  note_activity(cpu);  // before the lock: it may drain idle CPUs
   int n = 0;
   {
     LockGuard guard(st.lock);
@@ -346,6 +350,27 @@ size_t CpuCache::take_all(size_t cpu, size_t cls, bool reset_capacity) {
   return total;
 }
 
+size_t CpuCache::restart_cpu(size_t cpu) {
+  // The CPU's lock is held and it is stopped, but unfenced: a section may
+  // still commit, so keep every object where it is and give the headers
+  // back with no free room (end = current); slow paths grow them again.
+  size_t bytes = 0;
+  for (size_t cls = 1; cls < num_classes_; cls++) {
+    Header* h = header(cpu, cls);
+    Header fresh;
+    fresh.current = __atomic_load_n(&h->current, __ATOMIC_RELAXED);
+    fresh.begin = begin_[cls];
+    fresh.end = fresh.current;
+    fresh.max_end =
+        static_cast<uint16_t>(begin_[cls] + limits_[cls].max_capacity);
+    __atomic_store(h, &fresh, __ATOMIC_RELEASE);
+    bytes +=
+        static_cast<size_t>(fresh.current - fresh.begin) * limits_[cls].size;
+  }
+  states_[cpu].capacity_bytes = bytes;
+  return 0;
+}
+
 size_t CpuCache::drain_cpu(size_t cpu) {
   size_t drained = 0;
   for (size_t cls = 1; cls < num_classes_; cls++)
@@ -354,27 +379,43 @@ size_t CpuCache::drain_cpu(size_t cpu) {
   return drained;
 }
 
-size_t CpuCache::drain_all() {
+void CpuCache::note_activity(size_t cpu) {
+  uint64_t now = os::now_ms();
+  __atomic_store_n(&states_[cpu].last_active_ms, now, __ATOMIC_RELAXED);
+  maybe_drain_idle(now);
+}
+
+bool CpuCache::selected(size_t cpu, uint64_t now, uint64_t idle_ms) const {
+  const CpuState& st = states_[cpu];
+  if (!st.initialised || st.capacity_bytes == 0)
+    return false;  // never used, or already drained
+  return idle_ms == 0 || now - st.last_active_ms >= idle_ms;
+}
+
+size_t CpuCache::drain(uint64_t idle_ms) {
   if (mode_ == Mode::kNone)
     return 0;
+  uint64_t now = os::now_ms();
   size_t drained = 0;
   if (mode_ == Mode::kLocked) {
     for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
       LockGuard guard(states_[cpu].lock);
-      if (states_[cpu].initialised)
+      if (selected(cpu, now, idle_ms))
         drained += drain_cpu(cpu);
     }
     return drained;
   }
   if (!fence_ok_)
-    return 0;  // a fork child that could not re-register
-  // Stop every laid-out CPU, fence once, drain, and restart each with a
-  // single header store. The locks keep slow paths from growing a stopped
-  // header meanwhile.
+    return 0;  // a fork child that could not re-register the fence
+  // Stop the chosen CPUs, fence once, drain, and restart each header with a
+  // single store. The locks keep slow paths from laying out or growing a
+  // stopped header meanwhile.
   lock_all();
+  bool any = false;
   for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
-    if (!states_[cpu].initialised)
+    if (!selected(cpu, now, idle_ms))
       continue;
+    any = true;
     for (size_t cls = 1; cls < num_classes_; cls++) {
       Header* h = header(cpu, cls);
       __atomic_store_n(&h->end, uint16_t{0}, __ATOMIC_RELAXED);
@@ -382,15 +423,25 @@ size_t CpuCache::drain_all() {
     }
   }
   // Every section running now restarts and then sees the stopped headers;
-  // every section that committed before is visible to us.
-  if (!fence())
+  // every section that committed before is visible to us. Without the
+  // fence nothing may be taken: restart the headers as they were.
+  bool fenced = any && fence();
+  if (any && !fenced)
     fence_ok_ = false;
   for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
-    if (states_[cpu].initialised)
-      drained += drain_cpu(cpu);
+    if (selected(cpu, now, idle_ms))
+      drained += fenced ? drain_cpu(cpu) : restart_cpu(cpu);
   }
   unlock_all();
   return drained;
+}
+
+void CpuCache::maybe_drain_idle(uint64_t now) {
+  if (idle_ms_ == 0 ||
+      now < __atomic_load_n(&next_idle_check_ms_, __ATOMIC_RELAXED))
+    return;
+  __atomic_store_n(&next_idle_check_ms_, now + idle_ms_, __ATOMIC_RELAXED);
+  drain(idle_ms_);
 }
 
 size_t CpuCache::cached_objects(size_t cls) const {

@@ -55,9 +55,10 @@ enum class Mode : uint8_t {
 
 /// Side data of one CPU, outside the region (never read by the fast path).
 struct alignas(64) CpuState {
-  Lock lock;              // slow paths: layout, growth, drains; fallback: all
-  bool initialised;       // the headers have been laid out
-  size_t capacity_bytes;  // sum over classes of (end - begin) * size
+  Lock lock;                // slow paths: layout, growth, drains; fallback: all
+  bool initialised;         // the headers have been laid out
+  size_t capacity_bytes;    // sum over classes of (end - begin) * size
+  uint64_t last_active_ms;  // last slow path on this CPU
 };
 
 /// The per-CPU caches of the process.
@@ -98,7 +99,18 @@ class CpuCache {
   /// Empties every CPU's cache into the backend and gives its capacity back
   /// (malloc_trim). In rseq mode: stop, fence, drain, restart. Returns the
   /// number of objects drained.
-  size_t drain_all();
+  size_t drain_all() { return drain(0); }
+
+  /// Empties the caches of CPUs whose slow paths have not run for idle_ms
+  /// (all of them for 0) and gives their capacity back. Returns the number
+  /// of objects drained.
+  size_t drain(uint64_t idle_ms);
+
+  /// Shrinks idle caches (see drain) at most once per idle period; called
+  /// from slow paths. 0 (the default) turns it off.
+  void set_idle_ms(uint64_t idle_ms) { idle_ms_ = idle_ms; }
+
+  void maybe_drain_idle(uint64_t now);
 
   /// Objects sitting in caches for class cls, across CPUs (racy).
   size_t cached_objects(size_t cls) const;
@@ -137,17 +149,22 @@ class CpuCache {
   size_t pop_batch(size_t cls, void** out, size_t n);
   size_t take_all(size_t cpu, size_t cls, bool reset_capacity);
   size_t drain_cpu(size_t cpu);
+  size_t restart_cpu(size_t cpu);
+  bool selected(size_t cpu, uint64_t now, uint64_t idle_ms) const;
+  void note_activity(size_t cpu);
 
-  Where where_ = {};             // rseq mode only: what the sections read
-  Mode mode_ = Mode::kNone;      // how caches are reached
-  Index index_ = Index::kCpuId;  // rseq: mm_cid or cpu_id
-  bool fence_ok_ = false;        // rseq: membarrier fence registered
-  char* regions_ = nullptr;      // num_cpus_ regions of kRegionBytes
-  CpuState* states_ = nullptr;   // num_cpus_ side records
-  size_t num_cpus_ = 0;          // possible CPUs
-  size_t num_classes_ = 0;       // classes in use, <= kMaxClasses
-  size_t budget_bytes_ = 0;      // capacity bytes allowed per CPU
-  Backend backend_ = {};         // refill and drain
+  Where where_ = {};                 // rseq mode only: what the sections read
+  Mode mode_ = Mode::kNone;          // how caches are reached
+  Index index_ = Index::kCpuId;      // rseq: mm_cid or cpu_id
+  bool fence_ok_ = false;            // rseq: membarrier fence registered
+  char* regions_ = nullptr;          // num_cpus_ regions of kRegionBytes
+  CpuState* states_ = nullptr;       // num_cpus_ side records
+  size_t num_cpus_ = 0;              // possible CPUs
+  size_t num_classes_ = 0;           // classes in use, <= kMaxClasses
+  size_t budget_bytes_ = 0;          // capacity bytes allowed per CPU
+  uint64_t idle_ms_ = 0;             // drain caches idle this long (0: never)
+  uint64_t next_idle_check_ms_ = 0;  // when maybe_drain_idle next looks
+  Backend backend_ = {};             // refill and drain
   const char* description_ = "fallback: not initialised";  // for verbose
   char reason_buf_[128] = {};                              // its text
   ClassLimits limits_[kMaxClasses] = {};                   // per class
