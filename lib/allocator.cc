@@ -102,6 +102,7 @@ void start_caches() {
                    g_config.cpu_cache_bytes,
                    g_config.rseq != RseqSetting::kOff);
   g_cpu_cache.set_idle_ms(idle_cache_ms());
+  g_cpu_cache.set_single_index(g_valgrind);
 }
 
 /// The background purger (RSMALLOC_BACKGROUND=1): every half decay time it

@@ -148,6 +148,8 @@ size_t CpuCache::current_cpu() const {
   size_t c;
   if (mode_ == Mode::kRseq) {
     c = thread_index(where_.area_off, index_);
+  } else if (single_index_) {
+    return 0;
   } else {
     int cpu = sched_getcpu();  // glibc reads rseq's cpu_id or the vDSO
     c = cpu < 0 ? 0 : static_cast<size_t>(cpu);
@@ -272,7 +274,6 @@ void* CpuCache::pop_locked(size_t cls) {
   void* buf[kMaxBatch];
   size_t cpu = current_cpu();
   CpuState& st = states_[cpu];
-  note_activity(cpu);  // before the lock: it may drain idle CPUs
   size_t want;
   {
     LockGuard guard(st.lock);
@@ -287,6 +288,7 @@ void* CpuCache::pop_locked(size_t cls) {
     grow(cpu, cls);
     want = static_cast<size_t>(h->end - h->current) + 1;
   }
+  note_activity(cpu);  // a miss; no lock held: it may drain idle CPUs
   if (want > limits_[cls].batch)
     want = limits_[cls].batch;
   int got = backend_.refill(cls, buf, static_cast<int>(want));
@@ -308,7 +310,6 @@ void CpuCache::push_locked(size_t cls, void* obj) {
   void* buf[kMaxBatch + 1];
   size_t cpu = current_cpu();
   CpuState& st = states_[cpu];
-  note_activity(cpu);  // before the lock: it may drain idle CPUs
   int n = 0;
   {
     LockGuard guard(st.lock);
@@ -323,6 +324,7 @@ void CpuCache::push_locked(size_t cls, void* obj) {
       buf[n++] = slot(cpu, --h->current);
     }
   }
+  note_activity(cpu);  // a miss; no lock held: it may drain idle CPUs
   buf[n++] = obj;
   backend_.drain(cls, buf, n);
 }

@@ -110,6 +110,10 @@ class CpuCache {
   /// from slow paths. 0 (the default) turns it off.
   void set_idle_ms(uint64_t idle_ms) { idle_ms_ = idle_ms; }
 
+  /// Locked mode: use one cache for every thread. Under valgrind threads
+  /// run one at a time and sched_getcpu() is a costly emulated syscall.
+  void set_single_index(bool single) { single_index_ = single; }
+
   void maybe_drain_idle(uint64_t now);
 
   /// Objects sitting in caches for class cls, across CPUs (racy).
@@ -163,6 +167,7 @@ class CpuCache {
   size_t num_classes_ = 0;           // classes in use, <= kMaxClasses
   size_t budget_bytes_ = 0;          // capacity bytes allowed per CPU
   uint64_t idle_ms_ = 0;             // drain caches idle this long (0: never)
+  bool single_index_ = false;        // locked mode: every thread uses cache 0
   uint64_t next_idle_check_ms_ = 0;  // when maybe_drain_idle next looks
   Backend backend_ = {};             // refill and drain
   const char* description_ = "fallback: not initialised";  // for verbose
