@@ -116,6 +116,7 @@ void* purger(void*) {
     nanosleep(&ts, nullptr);
     g_cpu_cache.drain(idle_cache_ms());
     g_page_heap.release(g_config.decay_ms);
+    large_trim_mappings(g_config.decay_ms);
   }
   return nullptr;
 }
@@ -430,7 +431,7 @@ int trim(size_t pad) {
   if (g_disabled)
     return glibc::trim(pad);
   size_t drained = g_cpu_cache.drain_all();
-  size_t released = g_page_heap.trim(pad);
+  size_t released = g_page_heap.trim(pad) + large_trim_mappings(0);
   return released > 0 || drained > 0 ? 1 : 0;
 }
 
@@ -453,11 +454,12 @@ void collect_stats(Stats* s) {
   PageHeapStats hs = g_page_heap.stats();
   s->large_in_use_bytes = hs.large_bytes + hs.mapped_large_bytes;
   s->in_use_bytes = s->small_in_use_bytes + s->large_in_use_bytes;
-  s->heap_free_bytes = hs.free_bytes - hs.released_bytes;
+  size_t cached_mappings = large_cached_bytes();  // freed, kept for reuse
+  s->heap_free_bytes = hs.free_bytes - hs.released_bytes + cached_mappings;
   s->released_bytes = hs.released_bytes;
   s->metadata_bytes = hs.metadata_bytes;
-  s->mapped_bytes =
-      hs.heap_mapped_bytes + hs.mapped_large_bytes + hs.metadata_bytes;
+  s->mapped_bytes = hs.heap_mapped_bytes + hs.mapped_large_bytes +
+                    hs.metadata_bytes + cached_mappings;
   s->mapped_large_count = hs.mapped_large_count;
   s->mapped_large_bytes = hs.mapped_large_bytes;
   s->free_spans = hs.free_spans;

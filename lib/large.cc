@@ -2,9 +2,11 @@
 // Core layer: large allocations from the page heap or their own mappings.
 #include "large.h"
 
+#include "lock.h"
 #include "os.h"
 #include "page_heap.h"
 #include "page_map.h"
+#include "settings.h"
 
 namespace rs {
 
@@ -15,12 +17,124 @@ namespace {
 /// Alignments above this use a mapping of their own, whatever the size.
 constexpr size_t kMaxHeapAlign = 1024 * 1024;
 
-void* map_large(size_t n, size_t align) {
+/// Recently freed mappings kept for reuse, so a program that allocates and
+/// frees big blocks in a loop does not fault every page in again. Entries
+/// older than the decay time are unmapped.
+class MappingCache {
+ public:
+  /// A cached mapping resized to `bytes` (page-aligned): the smallest that
+  /// is long enough, its tail unmapped, or else the longest, grown with
+  /// mremap; its pages stay resident either way. nullptr if none.
+  void* take(size_t bytes) {
+    Entry e;
+    {
+      LockGuard guard(lock_);
+      int best = -1;
+      for (int i = 0; i < count_; i++) {
+        size_t have = entries_[i].bytes;
+        if (best < 0) {
+          best = i;
+        } else if (have >= bytes) {
+          if (entries_[best].bytes < bytes || have < entries_[best].bytes)
+            best = i;
+        } else if (entries_[best].bytes < bytes &&
+                   have > entries_[best].bytes) {
+          best = i;
+        }
+      }
+      if (best < 0)
+        return nullptr;
+      e = entries_[best];
+      bytes_ -= e.bytes;
+      entries_[best] = entries_[--count_];
+    }
+    if (e.bytes > bytes) {
+      os::unmap(static_cast<char*>(e.start) + bytes, e.bytes - bytes);
+      return e.start;
+    }
+    if (e.bytes == bytes)
+      return e.start;
+    void* grown = os::remap_move(e.start, e.bytes, bytes);
+    if (grown == nullptr)
+      os::unmap(e.start, e.bytes);
+    return grown;
+  }
+
+  /// Keeps a freed mapping; false when it does not fit (the caller unmaps).
+  bool put(void* start, size_t bytes) {
+    expire(os::now_ms(), g_config.decay_ms);
+    LockGuard guard(lock_);
+    if (count_ == kSlots || bytes_ + bytes > kMaxBytes ||
+        g_config.decay_ms == 0)
+      return false;
+    entries_[count_++] = {start, bytes, os::now_ms()};
+    bytes_ += bytes;
+    return true;
+  }
+
+  /// Unmaps entries cached for at least age_ms (all for 0). Returns bytes.
+  size_t expire(uint64_t now, uint64_t age_ms) {
+    Entry gone[kSlots];
+    int n = 0;
+    {
+      LockGuard guard(lock_);
+      for (int i = 0; i < count_;) {
+        if (age_ms == 0 || now - entries_[i].since_ms >= age_ms) {
+          gone[n++] = entries_[i];
+          bytes_ -= entries_[i].bytes;
+          entries_[i] = entries_[--count_];
+        } else {
+          i++;
+        }
+      }
+    }
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+      os::unmap(gone[i].start, gone[i].bytes);
+      total += gone[i].bytes;
+    }
+    return total;
+  }
+
+  size_t bytes() const { return __atomic_load_n(&bytes_, __ATOMIC_RELAXED); }
+
+ private:
+  static constexpr int kSlots = 8;
+  static constexpr size_t kMaxBytes = 256u << 20;
+
+  struct Entry {
+    void* start;        // the mapping
+    size_t bytes;       // its length
+    uint64_t since_ms;  // when it was freed
+  };
+
+  Lock lock_;
+  Entry entries_[kSlots];  // cached mappings, unordered
+  int count_;              // entries in use
+  size_t bytes_;           // their total length
+};
+
+MappingCache g_mapping_cache;
+
+void* map_large(size_t n, size_t align, bool* zeroed) {
   size_t bytes = align_up(n, kPageSize);
   if (bytes < n)
     return nullptr;
   size_t map_align = align > kPageSize ? align : kPageSize;
-  void* mem = os::map_aligned(bytes, map_align);
+  void* mem = map_align == kPageSize ? g_mapping_cache.take(bytes) : nullptr;
+  if (mem != nullptr) {
+    if (g_page_heap.record_mapping(mem, bytes) == nullptr) {
+      os::unmap(mem, bytes);
+      return nullptr;
+    }
+    *zeroed = false;  // reused: it holds an old block's bytes
+    return mem;
+  }
+  *zeroed = true;  // fresh from mmap
+  mem = os::map_aligned(bytes, map_align);
+  if (mem == nullptr && g_mapping_cache.expire(0, 0) > 0) {
+    mem = os::map_aligned(bytes, map_align);
+  }
   if (mem == nullptr && g_page_heap.unmap_free() > 0) {
     mem = os::map_aligned(bytes, map_align);  // address space came back
   }
@@ -42,8 +156,7 @@ void* large_allocate(size_t n, size_t align, bool* zeroed) {
     n = 1;  // aligned_alloc(align, 0) still gets a block of its own
   if (n >= __atomic_load_n(&g_map_threshold, __ATOMIC_RELAXED) ||
       align > kMaxHeapAlign) {
-    *zeroed = true;  // fresh from mmap
-    return map_large(n, align);
+    return map_large(n, align, zeroed);
   }
   size_t pages = align_up(n, kPageSize) >> kPageShift;
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
@@ -57,11 +170,20 @@ void large_free(Span* span, void* p) {
     size_t bytes = span->mapped_bytes;
     if (!g_page_heap.forget_mapping(span, p))
       fatal_pointer("free", p);
-    os::unmap(p, bytes);
+    if (!g_mapping_cache.put(p, bytes))
+      os::unmap(p, bytes);
     return;
   }
   if (!g_page_heap.free_large(span, p))
     fatal_pointer("free", p);
+}
+
+size_t large_trim_mappings(uint64_t age_ms) {
+  return g_mapping_cache.expire(os::now_ms(), age_ms);
+}
+
+size_t large_cached_bytes() {
+  return g_mapping_cache.bytes();
 }
 
 size_t large_usable_size(const Span* span) {
@@ -95,7 +217,8 @@ void* large_resize_in_place(Span* span, void* p, size_t n) {
     return nullptr;
   }
   // Move the pages (no copy) onto a new recorded mapping.
-  void* target = map_large(bytes, kPageSize);
+  bool zeroed;
+  void* target = map_large(bytes, kPageSize, &zeroed);
   if (target == nullptr)
     return nullptr;
   Span* target_span = g_page_map.span_of(target);

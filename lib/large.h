@@ -22,6 +22,13 @@ void* large_allocate(size_t n, size_t align, bool* zeroed);
 /// not the start of a live large allocation.
 void large_free(Span* span, void* p);
 
+/// Unmaps cached free mappings older than age_ms (all for 0); returns the
+/// bytes unmapped. Recently freed mappings are kept for reuse.
+size_t large_trim_mappings(uint64_t age_ms);
+
+/// Bytes of freed mappings kept for reuse.
+size_t large_cached_bytes();
+
 /// Bytes usable at p, the start of a live large allocation in span.
 size_t large_usable_size(const Span* span);
 

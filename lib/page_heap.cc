@@ -351,14 +351,25 @@ void PageHeap::maybe_decay() {
   // Free pages beyond a slack of a quarter of what is in use (at least
   // kMinSlackBytes) go back at once: a program that frees most of its heap
   // sees RSS fall without waiting for the decay time or a later call.
+  // What was in use at the window's peak stays too, so a program that
+  // frees and allocates again in a loop keeps its pages; the window is one
+  // decay time long, so after a lasting drop they go back within two.
+  uint64_t now = os::now_ms();
+  uint64_t decay = g_config.decay_ms;
   size_t in_use = stats_.small_span_bytes + stats_.large_bytes;
+  if (now >= window_end_ms_) {
+    window_end_ms_ = now + decay;
+    window_peak_ = in_use;
+  } else if (in_use > window_peak_) {
+    window_peak_ = in_use;
+  }
   size_t slack = in_use / 4 > kMinSlackBytes ? in_use / 4 : kMinSlackBytes;
+  if (window_peak_ - in_use > slack)
+    slack = window_peak_ - in_use;
   if (stats_.free_bytes - stats_.released_bytes > slack)
     trim_locked(slack);
-  uint64_t now = os::now_ms();
   if (now < next_decay_ms_)
     return;
-  uint64_t decay = g_config.decay_ms;
   next_decay_ms_ = now + (decay / 4 > 0 ? decay / 4 : 0);
   release_locked(decay, now);
 }

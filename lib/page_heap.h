@@ -94,6 +94,8 @@ class PageHeap {
   SpanArena spans_;              // descriptors
   PageHeapStats stats_;          // counters (metadata_bytes computed)
   uint64_t next_decay_ms_;       // when maybe_decay() next does work
+  uint64_t window_end_ms_;       // end of the current peak window
+  size_t window_peak_;           // most bytes in use during the window
 };
 
 extern PageHeap g_page_heap;

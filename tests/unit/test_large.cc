@@ -137,9 +137,38 @@ START_TEST(at_and_above_threshold_uses_own_mappings) {
     ck_assert_uint_eq(c.mapped_large_bytes, a.mapped_large_bytes);
     ck_assert_ptr_null(g_page_map.span_of(p));
     ck_assert_ptr_null(g_page_map.span_of(p + usable - 1));
+    // Kept for reuse (resident, not ours to hand out) until trimmed.
+    ck_assert_uint_ge(rs::large_cached_bytes(), usable);
+    ck_assert_uint_ge(rs::large_trim_mappings(0), usable);
+    ck_assert_uint_eq(rs::large_cached_bytes(), 0);
     ck_assert(!is_mapped(p));  // given back to the OS
     ck_assert(!is_mapped(p + usable - 1));
   }
+}
+
+END_TEST
+
+/// A freed mapping is reused, shrunk or grown, for the next mapped block:
+/// its pages stay resident, so the block is not known to be zero.
+START_TEST(freed_mappings_are_reused) {
+  rs::g_config.decay_ms = 10000;  // the cache keeps entries this long
+  size_t sizes[] = {8 * kMiB, 6 * kMiB, 12 * kMiB, 8 * kMiB};
+  for (size_t n : sizes) {
+    bool zeroed = true;
+    char* p = static_cast<char*>(must_allocate(n, kPageSize, &zeroed));
+    Span* s = span_of(p);
+    ck_assert(s->state == SpanState::kMapped);
+    ck_assert_uint_eq(rs::large_usable_size(s), n);
+    if (n != sizes[0]) {
+      ck_assert(!zeroed);  // came from the cache
+    }
+    memset(p, 0x5a, n);  // every page writable
+    ck_assert_ptr_eq(g_page_map.span_of(p + n - 1), s);
+    rs::large_free(s, p);
+    ck_assert_uint_eq(rs::large_cached_bytes(), n);
+  }
+  ck_assert_uint_eq(rs::large_trim_mappings(0), 8 * kMiB);
+  ck_assert_uint_eq(rs::large_cached_bytes(), 0);
 }
 
 END_TEST
@@ -380,6 +409,7 @@ int main(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, below_threshold_uses_heap_spans);
   tcase_add_test(tc, at_and_above_threshold_uses_own_mappings);
+  tcase_add_test(tc, freed_mappings_are_reused);
   tcase_add_test(tc, threshold_is_adjustable);
   tcase_add_test(tc, alignment);
   tcase_add_test(tc, impossible_sizes_return_null);
