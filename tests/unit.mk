@@ -73,7 +73,7 @@ TESTS += tests/unit/test_cpu_cache
 RS_SAN_DIR = $(abs_top_builddir)/build-san
 RS_SAN_CXXFLAGS = -O1 -g -fsanitize=address,undefined \
 	-fno-omit-frame-pointer -fno-sanitize-recover=all
-RS_SAN_LDFLAGS = -fsanitize=address,undefined
+RS_SAN_LINK = -fsanitize=address,undefined
 RS_SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 check-sanitize:
@@ -90,7 +90,7 @@ check-sanitize:
 	  while read -r f; do test -f "$$f" && echo "$$f"; done | \
 	  tar -cf - -T - | (cd $(RS_SAN_DIR)/src && tar -xf -)
 	cd $(RS_SAN_DIR)/src && ./configure --quiet \
-	  CXXFLAGS='$(RS_SAN_CXXFLAGS)' LDFLAGS='$(RS_SAN_LDFLAGS)'
+	  CXXFLAGS='$(RS_SAN_CXXFLAGS)' LDFLAGS='$(RS_SAN_LINK)'
 	cd $(RS_SAN_DIR)/src && $(MAKE) $(AM_MAKEFLAGS) $(RS_UNIT_TESTS)
 	cd $(RS_SAN_DIR)/src && $(RS_SAN_ENV) $(MAKE) $(AM_MAKEFLAGS) \
 	  check-TESTS TESTS='$(RS_UNIT_TESTS)' check_PROGRAMS='$(RS_UNIT_TESTS)' \

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/* Giving memory back: 1 GiB of small objects allocated across threads and
+ * freed, then RSS is read from /proc/self/statm after malloc_trim(0)
+ * ("trim") or after light allocation activity for twice the decay time
+ * ("decay"). Also checks rsmalloc_stats_json's in-use figure ("stats"). */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rsmalloc.h"
+
+#define THREADS 4
+#define PER_THREAD (256L << 20) /* 1 GiB in all */
+
+static void** objects[THREADS];
+static long counts[THREADS];
+
+static long rss_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE* f = fopen("/proc/self/statm", "r");
+  if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2)
+    return -1;
+  fclose(f);
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+static void* allocate(void* arg) {
+  long t = (long)arg;
+  unsigned seed = (unsigned)t + 1;
+  long n = 0, total = 0;
+  objects[t] = malloc(sizeof(void*) * (PER_THREAD / 16));
+  while (total < PER_THREAD) {
+    seed = seed * 1103515245u + 12345u;
+    size_t size = 16 + (seed >> 16) % 2000;
+    char* p = malloc(size);
+    if (p == NULL)
+      return (void*)1;
+    memset(p, (int)t, size);
+    objects[t][n++] = p;
+    total += (long)size;
+  }
+  counts[t] = n;
+  return NULL;
+}
+
+/* Frees another thread's objects: remote frees, like a server's. */
+static void* release(void* arg) {
+  long t = (long)arg;
+  for (long i = 0; i < counts[t]; i++)
+    free(objects[t][i]);
+  free(objects[t]);
+  return NULL;
+}
+
+static int run(void* (*fn)(void*), int shift) {
+  pthread_t threads[THREADS];
+  void* result;
+  int failed = 0;
+  for (long t = 0; t < THREADS; t++)
+    pthread_create(&threads[t], NULL, fn, (void*)((t + shift) % THREADS));
+  for (int t = 0; t < THREADS; t++) {
+    pthread_join(threads[t], &result);
+    failed |= result != NULL;
+  }
+  return failed;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+}
+
+/* Parses "key": number out of the JSON text. */
+static long json_number(const char* json, const char* key) {
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "\"%s\": ", key);
+  const char* at = strstr(json, pattern);
+  return at ? atol(at + strlen(pattern)) : -1;
+}
+
+static int stats_check(void) {
+  static char before[65536], after[65536];
+
+  enum { N = 20000 };
+
+  static void* held[N];
+  size_t need = rsmalloc_stats_json(before, sizeof before);
+  if (need >= sizeof before)
+    return fprintf(stderr, "JSON cut\n"), 1;
+  long usable = 0;
+  for (int i = 0; i < N; i++) {
+    held[i] = malloc(16 + (size_t)(i * 37) % 3000);
+    usable += (long)malloc_usable_size(held[i]);
+  }
+  rsmalloc_stats_json(after, sizeof after);
+  long delta =
+      json_number(after, "in_use_bytes") - json_number(before, "in_use_bytes");
+  /* Objects sitting in CPU caches are not in use: a page per class. */
+  long slack = 96L * 8192;
+  printf("held %ld bytes, in_use grew by %ld\n", usable, delta);
+  FILE* f =
+      fopen(getenv("RS_JSON_OUT") ? getenv("RS_JSON_OUT") : "/dev/null", "w");
+  if (f) {
+    fputs(after, f);
+    fclose(f);
+  }
+  for (int i = 0; i < N; i++)
+    free(held[i]);
+  return delta < usable - slack || delta > usable + slack;
+}
+
+int main(int argc, char** argv) {
+  const char* mode = argc > 1 ? argv[1] : "trim";
+  if (strcmp(mode, "stats") == 0)
+    return stats_check();
+  long decay =
+      getenv("RSMALLOC_DECAY_MS") ? atol(getenv("RSMALLOC_DECAY_MS")) : 1000;
+  if (run(allocate, 0) != 0)
+    return fprintf(stderr, "out of memory\n"), 1;
+  long peak = rss_bytes();
+  if (run(release, 1) != 0)
+    return 1;
+  long after_free = rss_bytes();
+  long end;
+  if (strcmp(mode, "trim") == 0) {
+    malloc_trim(0);
+    end = rss_bytes();
+  } else {
+    /* Light activity for twice the decay time: a few small and one
+     * mid-size block every 20 ms. */
+    for (long waited = 0; waited < 2 * decay; waited += 20) {
+      free(malloc(64));
+      free(malloc(4000));
+      free(malloc(300000));
+      sleep_ms(20);
+    }
+    end = rss_bytes();
+  }
+  double percent = 100.0 * (double)end / (double)peak;
+  printf(
+      "%s: peak %ld MiB, after free %ld MiB, at the end %ld MiB (%.1f%% of "
+      "peak)\n",
+      mode, peak >> 20, after_free >> 20, end >> 20, percent);
+  return percent < (strcmp(mode, "trim") == 0 ? 5.0 : 10.0) ? 0 : 1;
+}
