@@ -7,7 +7,9 @@
  * string, a small buffer, a node that dies at the end of the function. Run
  * with threads=1 and with one thread per CPU (threads=0).
  *
- * Parameters: threads (1), ops per thread (20M x scale), seed (1). */
+ * Parameters: threads (1), ops per thread (20M x scale), seed (1), and the
+ * size range min (16) and max (32768): min=16 max=256 is the small-object
+ * microbenchmark ("pairs" in bench/run). */
 #include "common.h"
 
 enum { kSizes = 4096 };
@@ -16,6 +18,7 @@ typedef struct {
   long ops;
   uint64_t seed;
   long id;
+  size_t min, max;  // size range
 } worker_t;
 
 static void* worker(void* arg) {
@@ -23,7 +26,7 @@ static void* worker(void* arg) {
   rng_t r = rng_make(w->seed, (uint64_t)w->id);
   size_t sizes[kSizes];
   for (int i = 0; i < kSizes; i++)
-    sizes[i] = rng_log_size(&r, 16, 32768);
+    sizes[i] = rng_log_size(&r, w->min, w->max);
   for (long i = 0; i < w->ops; i++) {
     size_t n = sizes[i & (kSizes - 1)];
     char* p = malloc(n);
@@ -42,11 +45,14 @@ int main(int argc, char** argv) {
   long threads = arg_threads(1);
   long ops = arg_scaled("ops", 20000000);
   uint64_t seed = (uint64_t)arg_long("seed", 1);
+  long min = arg_long("min", 16), max = arg_long("max", 32768);
   bench_args_done();
+  if (min < 1 || max < min)
+    die("bad size range min=%ld max=%ld", min, max);
 
   worker_t* w = xmalloc((size_t)threads * sizeof(worker_t));
   for (long i = 0; i < threads; i++)
-    w[i] = (worker_t){ops, seed, i};
+    w[i] = (worker_t){ops, seed, i, (size_t)min, (size_t)max};
   double t0 = now_sec();
   run_threads(threads, worker, w, sizeof(worker_t));
   double secs = now_sec() - t0;
