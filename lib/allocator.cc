@@ -27,10 +27,13 @@ rseq::CpuCache g_cpu_cache;
 
 namespace {
 
-enum class InitState : int { kNone, kReady };
+// Start-up state: an int so that __atomic builtins take it (clang refuses
+// enums).
+constexpr int kInitNone = 0;
+constexpr int kInitReady = 1;
 
 Lock g_init_lock;
-InitState g_state = InitState::kNone;
+int g_state = kInitNone;
 bool g_disabled = false;       // RSMALLOC_DISABLE=1: glibc serves new requests
 bool g_valgrind = false;       // running under valgrind: annotate every block
 bool g_settings_read = false;  // the environment was readable at init
@@ -144,7 +147,7 @@ void start_purger() {
 RS_SLOW_PATH void init() {
   {
     LockGuard guard(g_init_lock);
-    if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == InitState::kReady)
+    if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == kInitReady)
       return;
     set_free_list_secret(make_secret());
     for (size_t c = 1; c < kNumClasses; c++)
@@ -153,7 +156,7 @@ RS_SLOW_PATH void init() {
     g_valgrind = vg::detect();
     start_caches();
     apply_settings();
-    __atomic_store_n(&g_state, InitState::kReady, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_state, kInitReady, __ATOMIC_RELEASE);
   }
   // Outside the init lock: pthread_atfork may allocate.
   pthread_atfork(fork_prepare, fork_parent, fork_child);
@@ -162,8 +165,7 @@ RS_SLOW_PATH void init() {
 }
 
 RS_FAST_PATH void ensure_init() {
-  if (RS_UNLIKELY(__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) !=
-                  InitState::kReady)) {
+  if (RS_UNLIKELY(__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != kInitReady)) {
     init();
   }
 }
@@ -415,7 +417,9 @@ bool owns(const void* p) {
   Span* span = g_page_map.span_of(p);
   if (span == nullptr)
     return false;
-  SpanState state = __atomic_load_n(&span->state, __ATOMIC_RELAXED);
+  // Racy by nature (another thread may free the span): read it once.
+  SpanState state = static_cast<SpanState>(__atomic_load_n(
+      reinterpret_cast<const uint8_t*>(&span->state), __ATOMIC_RELAXED));
   if (state == SpanState::kSmall) {
     size_t cls = g_page_map.class_of(p);
     size_t off = addr(p) - span->start();

@@ -18,7 +18,6 @@ volatile uint64_t rs_rseq_aborts;
 namespace rs::rseq {
 namespace {
 
-constexpr size_t kMaxCpus = 8192;
 constexpr size_t kMaxBatch = 64;
 
 /// Parses a CPU list such as "0-3,8,10-11" and returns the highest CPU + 1,
@@ -391,7 +390,12 @@ bool CpuCache::selected(size_t cpu, uint64_t now, uint64_t idle_ms) const {
   const CpuState& st = states_[cpu];
   if (!st.initialised || st.capacity_bytes == 0)
     return false;  // never used, or already drained
-  return idle_ms == 0 || now - st.last_active_ms >= idle_ms;
+  if (idle_ms == 0)
+    return true;
+  // Written by other threads without the lock: a time after `now` means
+  // the CPU is busy right now.
+  uint64_t last = __atomic_load_n(&st.last_active_ms, __ATOMIC_RELAXED);
+  return last <= now && now - last >= idle_ms;
 }
 
 size_t CpuCache::drain(uint64_t idle_ms) {
@@ -409,14 +413,18 @@ size_t CpuCache::drain(uint64_t idle_ms) {
   }
   if (!fence_ok_)
     return 0;  // a fork child that could not re-register the fence
-  // Stop the chosen CPUs, fence once, drain, and restart each header with a
-  // single store. The locks keep slow paths from laying out or growing a
-  // stopped header meanwhile.
+  // Stop the chosen CPUs, fence once, drain exactly those, and restart each
+  // header with a single store. The locks keep slow paths from laying out
+  // or growing a stopped header meanwhile. The choice is made once: the
+  // activity times keep changing under us.
+  static constexpr size_t kWordBits = 64;
+  uint64_t chosen[kMaxCpus / kWordBits] = {};
   lock_all();
   bool any = false;
   for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
     if (!selected(cpu, now, idle_ms))
       continue;
+    chosen[cpu / kWordBits] |= uint64_t{1} << (cpu % kWordBits);
     any = true;
     for (size_t cls = 1; cls < num_classes_; cls++) {
       Header* h = header(cpu, cls);
@@ -431,7 +439,7 @@ size_t CpuCache::drain(uint64_t idle_ms) {
   if (any && !fenced)
     fence_ok_ = false;
   for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
-    if (selected(cpu, now, idle_ms))
+    if ((chosen[cpu / kWordBits] >> (cpu % kWordBits) & 1) != 0)
       drained += fenced ? drain_cpu(cpu) : restart_cpu(cpu);
   }
   unlock_all();

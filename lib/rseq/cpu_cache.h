@@ -45,6 +45,7 @@ struct Backend {
 inline constexpr size_t kRegionShift = 18;  // 256 KiB of address per CPU
 inline constexpr size_t kRegionBytes = size_t{1} << kRegionShift;
 inline constexpr size_t kMaxClasses = 128;
+inline constexpr size_t kMaxCpus = 8192;  // CPUs (or mm_cids) supported
 
 /// How the caches are reached.
 enum class Mode : uint8_t {
