@@ -53,9 +53,13 @@ void fork_prepare() {
   for (size_t c = 1; c < kNumClasses; c++)
     g_central[c].lock().lock();
   g_page_heap.lock().lock();
+  large_cache_lock().lock();  // leaves: taken last
+  vg::g_sizes.lock().lock();
 }
 
 void fork_parent() {
+  vg::g_sizes.lock().unlock();
+  large_cache_lock().unlock();
   g_page_heap.lock().unlock();
   for (size_t c = kNumClasses - 1; c >= 1; c--)
     g_central[c].lock().unlock();
@@ -64,6 +68,8 @@ void fork_parent() {
 }
 
 void fork_child() {
+  vg::g_sizes.lock().reset();
+  large_cache_lock().reset();
   g_page_heap.lock().reset();
   for (size_t c = 1; c < kNumClasses; c++)
     g_central[c].lock().reset();

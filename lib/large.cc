@@ -98,6 +98,8 @@ class MappingCache {
 
   size_t bytes() const { return __atomic_load_n(&bytes_, __ATOMIC_RELAXED); }
 
+  Lock& lock() { return lock_; }
+
  private:
   static constexpr int kSlots = 8;
   static constexpr size_t kMaxBytes = 256u << 20;
@@ -184,6 +186,10 @@ size_t large_trim_mappings(uint64_t age_ms) {
 
 size_t large_cached_bytes() {
   return g_mapping_cache.bytes();
+}
+
+Lock& large_cache_lock() {
+  return g_mapping_cache.lock();
 }
 
 size_t large_usable_size(const Span* span) {

@@ -6,6 +6,7 @@
 #define RS_LARGE_H_
 
 #include "base.h"
+#include "lock.h"
 #include "span.h"
 
 namespace rs {
@@ -28,6 +29,10 @@ size_t large_trim_mappings(uint64_t age_ms);
 
 /// Bytes of freed mappings kept for reuse.
 size_t large_cached_bytes();
+
+/// The mapping cache's lock (a leaf: nothing else is taken under it), for
+/// the fork handlers.
+Lock& large_cache_lock();
 
 /// Bytes usable at p, the start of a live large allocation in span.
 size_t large_usable_size(const Span* span);

@@ -82,6 +82,9 @@ class SizeTable {
 
   void erase(const void* p);
 
+  /// A leaf lock, for the fork handlers.
+  Lock& lock() { return lock_; }
+
  private:
   bool grow_locked();
   size_t find_locked(uintptr_t key) const;
