@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: MIT
+# ABI-level tests of the shared library librsmalloc.la: the exported C and
+# C++ entry points (Check), multi-threaded stress, a 512 MiB address-space
+# limit, the symbol table and dependencies, and real programs under
+# LD_PRELOAD. Included by the top Makefile.am; paths are from the top.
+
+# -fno-builtin: the compiler must not fold or drop allocation calls.
+RS_ABI_TEST_CFLAGS = $(CHECK_CFLAGS) $(RS_WARN_CFLAGS) -pthread -fno-builtin
+RS_ABI_TEST_LIBS = lib/librsmalloc.la $(CHECK_LIBS)
+
+check_PROGRAMS += tests/test_abi tests/test_cxx tests/test_stress \
+	tests/limit_prog
+
+tests_test_abi_SOURCES = tests/test_abi.c tests/check_main.h
+tests_test_abi_CFLAGS = $(RS_ABI_TEST_CFLAGS)
+tests_test_abi_LDFLAGS = -pthread
+tests_test_abi_LDADD = $(RS_ABI_TEST_LIBS)
+
+# A C++ program: linked by the C++ driver, libstdc++ is fine here.
+# -fsized-deallocation: clang before 19 leaves sized delete off by default.
+tests_test_cxx_SOURCES = tests/test_cxx.cc tests/check_main.h
+tests_test_cxx_CXXFLAGS = $(CHECK_CFLAGS) $(RS_WARN_CXXFLAGS) -pthread \
+	-fno-builtin -fsized-deallocation
+tests_test_cxx_LDFLAGS = -pthread
+tests_test_cxx_LDADD = $(RS_ABI_TEST_LIBS)
+
+tests_test_stress_SOURCES = tests/test_stress.c tests/check_main.h
+tests_test_stress_CFLAGS = $(RS_ABI_TEST_CFLAGS)
+tests_test_stress_LDFLAGS = -pthread
+tests_test_stress_LDADD = $(RS_ABI_TEST_LIBS)
+
+# Run by tests/ulimit.sh under ulimit -v; needs no Check.
+tests_limit_prog_SOURCES = tests/limit_prog.c
+tests_limit_prog_CFLAGS = $(RS_WARN_CFLAGS) -fno-builtin
+tests_limit_prog_LDADD = lib/librsmalloc.la
+
+dist_check_SCRIPTS += tests/abi-deps.sh tests/ulimit.sh \
+	tests/real-programs.sh
+EXTRA_DIST += tests/abi-symbols.txt
+
+# Cheap checks first.
+TESTS += tests/abi-deps.sh tests/test_abi tests/test_cxx tests/test_stress \
+	tests/ulimit.sh tests/real-programs.sh
