@@ -54,10 +54,13 @@ class MappingCache {
     }
     if (e.bytes == bytes)
       return e.start;
-    void* grown = os::remap_move(e.start, e.bytes, bytes);
-    if (grown == nullptr)
+    // Growing: move the resident pages to the front of a fresh mapping
+    // aligned to rsmalloc's page (a plain mremap may move the mapping to an
+    // address aligned only to the system's 4 KiB page).
+    void* target = os::map_aligned(bytes, kPageSize);
+    if (target == nullptr || !os::remap_to(e.start, e.bytes, e.bytes, target))
       os::unmap(e.start, e.bytes);
-    return grown;
+    return target;
   }
 
   /// Keeps a freed mapping; false when it does not fit (the caller unmaps).

@@ -94,12 +94,6 @@ bool remap_in_place(void* p, size_t old_size, size_t new_size) {
                      static_cast<long>(new_size), 0, 0));
 }
 
-void* remap_move(void* p, size_t old_size, size_t new_size) {
-  long ret = sys(SYS_mremap, L(p), static_cast<long>(old_size),
-                 static_cast<long>(new_size), MREMAP_MAYMOVE, 0);
-  return failed(ret) ? nullptr : ptr_at<void>(static_cast<uintptr_t>(ret));
-}
-
 bool remap_to(void* p, size_t old_size, size_t new_size, void* target) {
   return !failed(sys(SYS_mremap, L(p), static_cast<long>(old_size),
                      static_cast<long>(new_size), MREMAP_MAYMOVE | MREMAP_FIXED,

@@ -23,10 +23,6 @@ void unmap(void* p, size_t size);
 /// then unchanged).
 bool remap_in_place(void* p, size_t old_size, size_t new_size);
 
-/// Grows or shrinks a mapping, moving it if it must; nullptr on failure
-/// (the mapping is then unchanged).
-void* remap_move(void* p, size_t old_size, size_t new_size);
-
 /// Moves a mapping's pages onto [target, target + new_size), replacing what
 /// was mapped there; false on failure (both mappings are then unchanged).
 bool remap_to(void* p, size_t old_size, size_t new_size, void* target);

@@ -156,8 +156,11 @@ START_TEST(freed_mappings_are_reused) {
   for (size_t n : sizes) {
     bool zeroed = true;
     char* p = static_cast<char*>(must_allocate(n, kPageSize, &zeroed));
+    // Whether fresh, shrunk or grown, a block starts on an rsmalloc page.
+    ck_assert_uint_eq(rs::addr(p) % kPageSize, 0);
     Span* s = span_of(p);
     ck_assert(s->state == SpanState::kMapped);
+    ck_assert_uint_eq(s->start(), rs::addr(p));
     ck_assert_uint_eq(rs::large_usable_size(s), n);
     if (n != sizes[0]) {
       ck_assert(!zeroed);  // came from the cache
