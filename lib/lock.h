@@ -37,10 +37,6 @@ class Lock {
   /// In a fork child: the lock was held by the thread that forked; free it.
   void reset() { __atomic_store_n(&word_, 0, __ATOMIC_RELAXED); }
 
-  bool is_locked() const {
-    return __atomic_load_n(&word_, __ATOMIC_RELAXED) != 0;
-  }
-
  private:
   RS_NOINLINE void lock_slow() {
     for (int i = 0; i < 100; i++) {

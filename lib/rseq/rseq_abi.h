@@ -10,10 +10,9 @@
 namespace rs::rseq {
 
 // Field offsets in the kernel's struct rseq (linux/rseq.h).
-inline constexpr long kCpuIdStartOffset = 0;  // u32 cpu_id_start
-inline constexpr long kCpuIdOffset = 4;       // s32 cpu_id (< 0: none)
-inline constexpr long kRseqCsOffset = 8;      // u64 rseq_cs: ours to write
-inline constexpr long kMmCidOffset = 24;      // u32 mm_cid (Linux 6.3+)
+inline constexpr long kCpuIdOffset = 4;   // s32 cpu_id (< 0: none)
+inline constexpr long kRseqCsOffset = 8;  // u64 rseq_cs: ours to write
+inline constexpr long kMmCidOffset = 24;  // u32 mm_cid (Linux 6.3+)
 
 /// Signature before every abort handler; glibc's RSEQ_SIG for x86.
 inline constexpr uint32_t kRseqSig = 0x53053053;
