@@ -161,6 +161,21 @@ bool CpuCache::thread_has_rseq() const {
 }
 
 void CpuCache::init_region(size_t cpu) {
+  if (mode_ == Mode::kRseq) {
+    // A section on this CPU may be reading these headers now. Pops read
+    // begin before current, so going from all zero straight to the layout
+    // could show one a begin of 0 and the new current. Stop the headers
+    // first (current still 0; max_end 0, so nothing grows them), fence,
+    // then lay out. Without the fence they stay stopped: every operation
+    // on this CPU takes the slow path to the central lists.
+    Header stopped = {0, 0, kStopped, 0};
+    for (size_t c = 1; c < num_classes_; c++)
+      __atomic_store(header(cpu, c), &stopped, __ATOMIC_RELAXED);
+    if (!fence_ok_ || !fence()) {
+      __atomic_store_n(&states_[cpu].initialised, true, __ATOMIC_RELEASE);
+      return;
+    }
+  }
   for (size_t c = 1; c < num_classes_; c++) {
     Header h;
     h.current = h.end = h.begin = begin_[c];
@@ -168,7 +183,7 @@ void CpuCache::init_region(size_t cpu) {
     // One 8-byte store: a section on the owning CPU sees all or nothing.
     __atomic_store(header(cpu, c), &h, __ATOMIC_RELEASE);
   }
-  states_[cpu].initialised = true;
+  __atomic_store_n(&states_[cpu].initialised, true, __ATOMIC_RELEASE);
 }
 
 void CpuCache::ensure_region(size_t cpu) {

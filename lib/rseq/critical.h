@@ -7,7 +7,10 @@
 //    rsmalloc_rseq_abort, under a name that says which section it restarts;
 //  - the index (mm_cid or cpu_id) is read inside the section;
 //  - exactly one store commits (the class's `current`), and it is last;
-//  - no calls, no syscalls, and no write to the rseq area but rseq_cs.
+//  - no calls, no syscalls, and no write to the rseq area but rseq_cs;
+//  - the header field a cross-CPU stop marks is read first (pops: begin,
+//    pushes: end), so a section that starts after the stop's fence sees
+//    the stop, or the header restored by one 8-byte store, never a mix.
 // Region layout: Header hdr[class] at the start (8 bytes each: current, end,
 // begin, max_end as uint16_t), then pointer slots indexed from the region
 // start. A thread whose rseq cpu_id is negative is not registered: every
@@ -122,15 +125,18 @@ namespace rs::rseq {
 /// class is empty (or the thread has no rseq). One restartable section.
 RS_FAST_PATH void* pop(const Where& w, size_t cls) {
   void* obj;
-  uintptr_t region, cur;
+  uintptr_t region, cur, begin;
   __asm__ volatile(
       RS_RSEQ_DESCRIPTOR
       RS_RSEQ_ARM("[region]")
       RS_RSEQ_REGION("9f")
+      // begin before current: a section that starts while the header is
+      // stopped sees the stop, or else the restored header whole.
+      "movzwl 4(%[region], %[cls], 8), %k[begin]\n" // begin = hdr[cls].begin
       RS_RSEQ_INJECT_POINT(0)
-      "movzwl (%[region], %[cls], 8), %k[cur]\n"  // cur = hdr[cls].current
-      "cmpw 4(%[region], %[cls], 8), %w[cur]\n"   // if (cur <= hdr[cls].begin)
-      "jbe 9f\n"                                  //   goto miss (obj = 0)
+      "movzwl (%[region], %[cls], 8), %k[cur]\n"    // cur = hdr[cls].current
+      "cmpl %k[begin], %k[cur]\n"                   // if (cur <= begin)
+      "jbe 9f\n"                                    //   goto miss (obj = 0)
       "movq -8(%[region], %[cur], 8), %[obj]\n"   // obj = slot[cur - 1]
       RS_RSEQ_INJECT_POINT(1)
       "decl %k[cur]\n"                            // cur -= 1
@@ -138,7 +144,8 @@ RS_FAST_PATH void* pop(const Where& w, size_t cls) {
       "2:\n"                                      // post-commit
       RS_RSEQ_ABORT("pop")
       RS_RSEQ_MISS("obj")
-      : [obj] "=&a"(obj), [region] "=&r"(region), [cur] "=&r"(cur)
+      : [obj] "=&a"(obj), [region] "=&r"(region), [cur] "=&r"(cur),
+        [begin] "=&r"(begin)
       : RS_RSEQ_INPUTS(w), [cls] "r"(cls)
       : RS_RSEQ_INJECT_CLOBBER "memory", "cc");
   return obj;
@@ -159,10 +166,10 @@ RS_FAST_PATH bool push(const Where& w, size_t cls, void* obj) {
       "movl %%fs:(%[idx_off]), %%r8d\n"        // region = rseq->mm_cid
       "shlq $18, %%r8\n"                       // region <<= kRegionShift
       "addq %[base], %%r8\n"                   // region += base
-      RS_RSEQ_INJECT_POINT(2)
-      // end before current: a header being laid out by another CPU is seen
-      // either all old (end 0) or all new.
+      // end before current: a header being laid out, stopped or restarted
+      // by another CPU is seen all old (end 0) or all new.
       "movzwl 2(%%r8, %[cls], 8), %%r10d\n"    // end = hdr[cls].end
+      RS_RSEQ_INJECT_POINT(2)
       "movzwl (%%r8, %[cls], 8), %%r9d\n"      // cur = hdr[cls].current
       "cmpl %%r10d, %%r9d\n"                   // if (cur >= end)
       "jae %l[full]\n"                         //   goto full
@@ -192,8 +199,9 @@ RS_FAST_PATH size_t pop_batch(const Where& w,
       RS_RSEQ_DESCRIPTOR
       RS_RSEQ_ARM("[region]")
       RS_RSEQ_REGION("9f")
-      "movzwl (%[region], %[cls], 8), %k[cur]\n"    // cur = hdr[cls].current
       "movzwl 4(%[region], %[cls], 8), %k[begin]\n" // begin = hdr[cls].begin
+      RS_RSEQ_INJECT_POINT(6)
+      "movzwl (%[region], %[cls], 8), %k[cur]\n"    // cur = hdr[cls].current
       "cmpl %k[begin], %k[cur]\n"                   // if (cur <= begin)
       "jbe 9f\n"                                    //   goto none (i = 0)
       "xorl %k[i], %k[i]\n"                         // i = 0
@@ -231,6 +239,7 @@ RS_FAST_PATH size_t push_batch(const Where& w,
       RS_RSEQ_ARM("[region]")
       RS_RSEQ_REGION("9f")
       "movzwl 2(%[region], %[cls], 8), %k[end]\n"   // end = hdr[cls].end
+      RS_RSEQ_INJECT_POINT(7)
       "movzwl (%[region], %[cls], 8), %k[cur]\n"    // cur = hdr[cls].current
       "cmpl %k[end], %k[cur]\n"                     // if (cur >= end)
       "jae 9f\n"                                    //   goto none (i = 0)

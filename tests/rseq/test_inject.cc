@@ -10,8 +10,10 @@ namespace {
 
 // ~0.8 ns per spin: points 0-3 hold pop and push open ~16 us; points 4
 // and 5 spin per object of a batch (up to 32), so less, or a batch section
-// would rarely get through a 50 us signal storm.
-constexpr uint32_t kSpins[8] = {20000, 20000, 20000, 20000, 2000, 2000, 0, 0};
+// would rarely get through a 50 us signal storm. Points 0, 2, 6 and 7 sit
+// between a section's two header loads.
+constexpr uint32_t kSpins[8] = {20000, 20000, 20000, 20000,
+                                2000,  2000,  5000,  5000};
 
 RunConfig inject_config(const char* name) {
   RunConfig cfg = {};
@@ -76,13 +78,34 @@ START_TEST(spins_with_signal_storm) {
 
 END_TEST
 
+// A drain stops a CPU's headers, fences, empties them and restarts each
+// with one store; a section that starts after the fence must see the stop
+// or the restarted header whole. Spinning between every section's two
+// header loads while drain_all() runs catches one that reads a field
+// before the restart and the other after (pop once read current before
+// begin, and so popped objects the drain had already taken).
+START_TEST(spins_between_header_loads_with_drain) {
+  RunConfig cfg = inject_config("inject header loads+drain");
+  memset(cfg.spins, 0, sizeof(cfg.spins));
+  cfg.spins[0] = cfg.spins[2] = cfg.spins[6] = cfg.spins[7] = 20000;
+  cfg.flip_affinity = false;
+  RunResult res;
+  run(cfg, &res);
+  note_aborts(cfg, res);
+  ck_assert_uint_gt(res.drains, 5);
+  ck_assert_uint_gt(res.drained_by_drainer, 0);
+}
+
+END_TEST
+
 // One injection point at a time, so each of the four sections (pop: 0, 1;
-// push: 2, 3; pop_batch: 4; push_batch: 5) is held open alone.
+// push: 2, 3; pop_batch: 6, 4; push_batch: 7, 5) is held open alone.
 START_TEST(each_injection_point) {
-  static const char* const kNames[6] = {
+  static const char* const kNames[8] = {
       "inject point 0 (pop)",       "inject point 1 (pop)",
       "inject point 2 (push)",      "inject point 3 (push)",
       "inject point 4 (pop_batch)", "inject point 5 (push_batch)",
+      "inject point 6 (pop_batch)", "inject point 7 (push_batch)",
   };
   RunConfig cfg = inject_config("");
   cfg.millis = 500;
@@ -91,9 +114,9 @@ START_TEST(each_injection_point) {
   RunResult res;
   uint32_t spins[8] = {};
   memcpy(spins, cfg.spins, sizeof(spins));
-  unsigned long long aborts[6] = {};
+  unsigned long long aborts[8] = {};
   bool checked = false;
-  for (int point = 0; point < 6; point++) {
+  for (int point = 0; point < 8; point++) {
     cfg.name = kNames[point];
     memset(cfg.spins, 0, sizeof(cfg.spins));
     // Alone, the batch points can spin longer: no storm of other spins.
@@ -105,8 +128,9 @@ START_TEST(each_injection_point) {
   if (checked) {
     note(
         "rseq/test_inject: one point at a time, rseq aborts: %llu %llu %llu "
-        "%llu %llu %llu\n",
-        aborts[0], aborts[1], aborts[2], aborts[3], aborts[4], aborts[5]);
+        "%llu %llu %llu %llu %llu\n",
+        aborts[0], aborts[1], aborts[2], aborts[3], aborts[4], aborts[5],
+        aborts[6], aborts[7]);
   }
 }
 
@@ -120,6 +144,7 @@ int main() {
   tcase_set_timeout(tc, 90);
   tcase_add_test(tc, spins_with_migration_and_drain);
   tcase_add_test(tc, spins_with_signal_storm);
+  tcase_add_test(tc, spins_between_header_loads_with_drain);
   tcase_add_test(tc, each_injection_point);
   suite_add_tcase(s, tc);
   return rs_check_run(s, "rseq/test_inject");
