@@ -55,9 +55,11 @@ void fork_prepare() {
   g_page_heap.lock().lock();
   large_cache_lock().lock();  // leaves: taken last
   vg::g_sizes.lock().lock();
+  vg::g_quarantine.lock().lock();
 }
 
 void fork_parent() {
+  vg::g_quarantine.lock().unlock();
   vg::g_sizes.lock().unlock();
   large_cache_lock().unlock();
   g_page_heap.lock().unlock();
@@ -68,6 +70,7 @@ void fork_parent() {
 }
 
 void fork_child() {
+  vg::g_quarantine.lock().reset();
   vg::g_sizes.lock().reset();
   large_cache_lock().reset();
   g_page_heap.lock().reset();
@@ -285,10 +288,43 @@ void* vg_new(void* p, size_t n, bool zeroed) {
   return p;
 }
 
-/// Under valgrind: the block p (ours) is being freed.
-void vg_free(void* p) {
-  vg::g_sizes.erase(p);
+/// Under valgrind: the block p (ours) is being freed. False when memcheck
+/// did not know it as a live block (a double or invalid free, which it has
+/// just reported): it must not be freed again.
+bool vg_free(void* p) {
+  bool live = vg::g_sizes.erase(p);
   vg::freelike(p);
+  return live;
+}
+
+/// Frees p (ours; under valgrind already told to memcheck) for reuse.
+void raw_free(void* p) {
+  size_t cls = g_page_map.class_of(p);
+  if (cls != 0) {
+    g_cpu_cache.push_slow(cls, p);
+  } else {
+    large_free(g_page_map.span_of(p), p);
+  }
+}
+
+/// Frees up to 32 of the oldest quarantined blocks (all of them when
+/// `all`, else those beyond its budget); returns how many.
+size_t vg_drain_quarantine(bool all) {
+  void* out[32];
+  size_t n = vg::g_quarantine.take(out, 32, all);
+  for (size_t i = 0; i < n; i++)
+    raw_free(out[i]);
+  return n;
+}
+
+/// Under valgrind: frees p after its time in the quarantine.
+void vg_release(void* p) {
+  size_t cls = g_page_map.class_of(p);
+  Span* span = cls != 0 ? nullptr : g_page_map.span_of(p);
+  if (!vg::g_quarantine.put(p, raw_usable_size(cls, span)))
+    raw_free(p);
+  while (vg_drain_quarantine(false) > 0) {
+  }
 }
 
 /// realloc under valgrind: in place only within the same small object,
@@ -310,12 +346,8 @@ void* vg_reallocate(void* p, size_t n) {
   if (q == nullptr)
     return nullptr;
   memcpy(q, p, n < old_n ? n : old_n);
-  vg_free(p);
-  if (span != nullptr) {
-    large_free(span, p);
-  } else {
-    g_cpu_cache.push_slow(cls, p);
-  }
+  if (vg_free(p))
+    vg_release(p);
   return q;
 }
 
@@ -330,8 +362,11 @@ void* allocate_slow(size_t n) {
 
 void deallocate_slow(void* p, size_t cls) {
   if (cls != 0) {
-    if (RS_UNLIKELY(g_valgrind))
-      vg_free(p);
+    if (RS_UNLIKELY(g_valgrind)) {
+      if (vg_free(p))
+        vg_release(p);
+      return;
+    }
     g_cpu_cache.push_slow(cls, p);
     return;
   }
@@ -342,8 +377,11 @@ void deallocate_slow(void* p, size_t cls) {
     __libc_free(p);  // not ours: glibc's, from before rsmalloc was loaded
     return;
   }
-  if (RS_UNLIKELY(g_valgrind))
-    vg_free(p);
+  if (RS_UNLIKELY(g_valgrind)) {
+    if (vg_free(p))
+      vg_release(p);
+    return;
+  }
   large_free(span, p);
 }
 
@@ -440,7 +478,12 @@ int trim(size_t pad) {
   ensure_init();
   if (g_disabled)
     return glibc::trim(pad);
-  size_t drained = g_cpu_cache.drain_all();
+  size_t drained = 0;
+  if (RS_UNLIKELY(g_valgrind)) {
+    while (vg_drain_quarantine(true) > 0) {
+    }
+  }
+  drained += g_cpu_cache.drain_all();
   size_t released = g_page_heap.trim(pad) + large_trim_mappings(0);
   return released > 0 || drained > 0 ? 1 : 0;
 }
@@ -478,6 +521,10 @@ void collect_stats(Stats* s) {
 const char* cache_mode() {
   ensure_init();
   return g_mode;
+}
+
+bool on_valgrind() {
+  return g_valgrind;
 }
 
 struct mallinfo2 mallinfo2() {

@@ -65,6 +65,9 @@ void collect_stats(Stats* s);
 /// "rseq/mm_cid", "rseq/cpu_id", "fallback: <reason>" or "disabled".
 const char* cache_mode();
 
+/// True when the process runs under valgrind (known after start-up).
+bool on_valgrind();
+
 /// The glibc-compatible reporting functions (glibc's own when disabled).
 struct mallinfo2 mallinfo2();
 void print_malloc_stats();

@@ -7,6 +7,7 @@
 namespace rs::vg {
 
 SizeTable g_sizes;
+Quarantine g_quarantine;
 
 namespace {
 
@@ -34,7 +35,10 @@ size_t SizeTable::find_locked(uintptr_t key) const {
 }
 
 bool SizeTable::grow_locked() {
-  size_t capacity = capacity_ == 0 ? 4096 : capacity_ * 2;
+  // Deleted slots are dropped by the rehash: double only for live ones.
+  size_t capacity = capacity_ == 0 ? 4096 : capacity_;
+  if ((live_ + 1) * 4 > capacity)
+    capacity *= 2;
   auto* keys = static_cast<uintptr_t*>(os::map(capacity * sizeof(uintptr_t)));
   auto* sizes = static_cast<size_t*>(os::map(capacity * sizeof(size_t)));
   if (keys == nullptr || sizes == nullptr) {
@@ -71,8 +75,10 @@ bool SizeTable::put(const void* p, size_t n) {
   if ((used_ + 1) * 2 > capacity_ && !grow_locked())
     return false;
   size_t i = find_locked(key_of(p));
-  if (keys_[i] == kEmpty)
+  if (keys_[i] == kEmpty) {
     used_++;
+    live_++;
+  }
   keys_[i] = key_of(p);
   sizes_[i] = n;
   return true;
@@ -86,13 +92,46 @@ size_t SizeTable::get(const void* p, size_t otherwise) {
   return keys_[i] == key_of(p) ? sizes_[i] : otherwise;
 }
 
-void SizeTable::erase(const void* p) {
+bool SizeTable::erase(const void* p) {
   LockGuard guard(lock_);
   if (capacity_ == 0)
-    return;
+    return false;
   size_t i = find_locked(key_of(p));
-  if (keys_[i] == key_of(p))
-    keys_[i] = kDeleted;
+  if (keys_[i] != key_of(p))
+    return false;
+  keys_[i] = kDeleted;
+  live_--;
+  return true;
+}
+
+bool Quarantine::put(void* p, size_t bytes) {
+  LockGuard guard(lock_);
+  if (ring_ == nullptr) {
+    ring_ = static_cast<Entry*>(os::map(kSlots * sizeof(Entry)));
+    if (ring_ == nullptr)
+      return false;
+  }
+  if (count_ == kSlots)
+    return false;  // the caller takes the oldest first
+  ring_[(head_ + count_) % kSlots] = {p, bytes};
+  count_++;
+  __atomic_store_n(&bytes_, bytes_ + bytes, __ATOMIC_RELAXED);
+  return true;
+}
+
+size_t Quarantine::take(void** out, size_t max_out, bool all) {
+  LockGuard guard(lock_);
+  size_t n = 0;
+  // Full of entries counts as over budget: a put must find a free slot.
+  while (n < max_out && count_ > 0 &&
+         (all || bytes_ > kMaxBytes || count_ + 1 >= kSlots)) {
+    Entry& e = ring_[head_];
+    out[n++] = e.p;
+    __atomic_store_n(&bytes_, bytes_ - e.bytes, __ATOMIC_RELAXED);
+    head_ = (head_ + 1) % kSlots;
+    count_--;
+  }
+  return n;
 }
 
 }  // namespace rs::vg

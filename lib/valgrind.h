@@ -80,7 +80,8 @@ class SizeTable {
   /// The recorded size of p, or `otherwise` if p is not recorded.
   size_t get(const void* p, size_t otherwise);
 
-  void erase(const void* p);
+  /// Forgets p; false if it was not recorded.
+  bool erase(const void* p);
 
   /// A leaf lock, for the fork handlers.
   Lock& lock() { return lock_; }
@@ -94,9 +95,47 @@ class SizeTable {
   size_t* sizes_;    // requested bytes, parallel to keys_
   size_t capacity_;  // slots (a power of two)
   size_t used_;      // live and deleted slots
+  size_t live_;      // live slots
 };
 
 extern SizeTable g_sizes;
+
+/// Under valgrind freed blocks wait here before they are reused, oldest
+/// out first, as in memcheck's own allocator (its --freelist-vol, 20 MB): a
+/// read after free is reported as one for longer, and memcheck is not
+/// handed again the block it has just seen freed. Thread-safe; a leaf lock.
+class Quarantine {
+ public:
+  /// Holds p, a block of `bytes` usable bytes; false when there is no
+  /// room for its record (free it now).
+  bool put(void* p, size_t bytes);
+
+  /// Moves into out up to max_out of the oldest blocks: those beyond the
+  /// quarantine's budget, or every block when `all`. Returns how many.
+  size_t take(void** out, size_t max_out, bool all);
+
+  /// Bytes held (racy).
+  size_t bytes() const { return __atomic_load_n(&bytes_, __ATOMIC_RELAXED); }
+
+  Lock& lock() { return lock_; }
+
+ private:
+  static constexpr size_t kMaxBytes = size_t{20} << 20;
+  static constexpr size_t kSlots = size_t{1} << 16;
+
+  struct Entry {
+    void* p;       // the freed block
+    size_t bytes;  // its usable size
+  };
+
+  Lock lock_;
+  Entry* ring_;   // kSlots entries, mapped on first use
+  size_t head_;   // index of the oldest entry
+  size_t count_;  // entries held
+  size_t bytes_;  // their usable bytes
+};
+
+extern Quarantine g_quarantine;
 
 }  // namespace rs::vg
 

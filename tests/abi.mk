@@ -18,7 +18,7 @@ tests_test_abi_LDADD = $(RS_ABI_TEST_LIBS)
 
 # A C++ program: linked by the C++ driver, libstdc++ is fine here.
 # -fsized-deallocation: clang before 19 leaves sized delete off by default.
-tests_test_cxx_SOURCES = tests/test_cxx.cc tests/check_main.h
+tests_test_cxx_SOURCES = tests/test_cxx.cc tests/check_main.h tests/on_valgrind.h
 tests_test_cxx_CXXFLAGS = $(CHECK_CFLAGS) $(RS_WARN_CXXFLAGS) -pthread \
 	-fno-builtin -fsized-deallocation
 tests_test_cxx_LDFLAGS = -pthread

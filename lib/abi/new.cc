@@ -60,7 +60,10 @@ RS_SLOW_PATH void* new_failed(size_t n, size_t align, bool nothrow) {
         std::__throw_bad_alloc();
       rs::fatal(__FILE__, __LINE__, "operator new: out of memory");
     }
-    if (nothrow) {
+    // Under valgrind libstdc++'s nothrow new is memcheck's replacement,
+    // which never calls the handler: call it here (a handler that throws
+    // then ends the program, as it would from any noexcept function).
+    if (nothrow && !rs::on_valgrind()) {
       bool done;
       void* p = nothrow_via_libstdcxx(n, align, &done);
       if (done)

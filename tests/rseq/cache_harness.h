@@ -23,6 +23,7 @@
 #include <sys/time.h>
 
 #include "../check_main.h"
+#include "../on_valgrind.h"
 #include "rseq/cpu_cache.h"
 
 namespace {
@@ -196,11 +197,12 @@ void sleep_us(long us) {
   }
 }
 
-/// True when the environment asks for the fallback (RSMALLOC_RSEQ=0): the
-/// rseq runs then use the locked mode and skip their rseq-only checks.
+/// True when the environment asks for the fallback (RSMALLOC_RSEQ=0) or
+/// has no rseq (valgrind, make check-valgrind): the rseq runs then use the
+/// locked mode and skip their rseq-only checks.
 bool rseq_forced_off() {
   const char* v = getenv("RSMALLOC_RSEQ");
-  return v != nullptr && strcmp(v, "0") == 0;
+  return (v != nullptr && strcmp(v, "0") == 0) || rs_on_valgrind();
 }
 
 /// Writes a line to stderr (the test log) and to fd 9 (make check's

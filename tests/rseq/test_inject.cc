@@ -32,7 +32,9 @@ RunConfig inject_config(const char* name) {
 bool expect_aborts(const RunConfig& cfg, const RunResult& res) {
   expect_mode(cfg, res);
   if (!cfg.want_rseq) {
-    fprintf(stderr, "%s: RSMALLOC_RSEQ=0, locked mode: abort checks skipped\n",
+    fprintf(stderr,
+            "%s: rseq off (RSMALLOC_RSEQ=0 or valgrind), locked mode: abort "
+            "checks skipped\n",
             cfg.name);
     return false;
   }

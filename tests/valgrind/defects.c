@@ -64,6 +64,20 @@ int main(int argc, char** argv) {
     q[5] = 7;
     free(q);
     sink = q[5];
+  } else if (strcmp(mode, "reuse-after-free") == 0) {
+    /* The freed block waits in rsmalloc's quarantine: the blocks of its
+     * size allocated next are others, so the stale read is still seen. */
+    char* q = malloc(40);
+    q[5] = 7;
+    free(q);
+    char* r[64];
+    for (int i = 0; i < 64; i++) {
+      r[i] = malloc(40);
+      memset(r[i], 0, 40);
+    }
+    sink = q[5];
+    for (int i = 0; i < 64; i++)
+      free(r[i]);
   } else if (strcmp(mode, "overrun") == 0) {
     char* o = malloc(24);
     o[past_the_end] = 1; /* one byte past a 24-byte block, in its class */
@@ -77,6 +91,13 @@ int main(int argc, char** argv) {
     char* d = malloc(32);
     free(d);
     free(d);
+    /* Reported, and not freed again: the heap stays whole. */
+    char* e = malloc(32);
+    char* f = malloc(32);
+    if (e == f)
+      errors++;
+    free(e);
+    free(f);
   } else if (strcmp(mode, "clean") != 0) {
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;

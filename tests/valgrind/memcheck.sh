@@ -52,6 +52,7 @@ fi
 
 expect leak "77 bytes in 1 blocks are definitely lost"
 expect use-after-free "Invalid read of size 1"
+expect reuse-after-free "Invalid read of size 1" "inside a block of size 40 free'd"
 expect overrun "Invalid write of size 1" "0 bytes after a.*block of size 24"
 expect uninitialised "Conditional jump or move depends on uninitialised value"
 expect double-free "Invalid free()"
