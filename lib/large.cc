@@ -165,8 +165,8 @@ void* large_allocate(size_t n, size_t align, bool* zeroed) {
   }
   size_t pages = align_up(n, kPageSize) >> kPageShift;
   size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
-  Span* span = g_page_heap.allocate(pages, SpanState::kLarge, 0, align_pages);
-  *zeroed = false;
+  Span* span =
+      g_page_heap.allocate(pages, SpanState::kLarge, 0, align_pages, zeroed);
   return span != nullptr ? ptr_at<void>(span->start()) : nullptr;
 }
 

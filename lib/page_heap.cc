@@ -75,11 +75,22 @@ Span* PageHeap::carve_tail(Span* span, size_t n) {
   tail->first_page = span->first_page + old - n;
   tail->num_pages = n;
   // Released pages are not tracked page by page; split them in proportion.
-  tail->released_pages = span->released_pages * n / old;
+  // "All released" must stay exact (calloc skips zeroing such spans), so a
+  // part of a partly released span never counts as all released.
+  size_t released = span->released_pages;
+  if (released == old) {
+    tail->released_pages = n;
+  } else {
+    tail->released_pages = released * n / old;
+    if (tail->released_pages == n)
+      tail->released_pages = n - 1;
+  }
   tail->state = span->state;
   tail->free_since_ms = span->free_since_ms;
   span->num_pages = old - n;
-  span->released_pages -= tail->released_pages;
+  span->released_pages = released - tail->released_pages;
+  if (released != old && span->released_pages >= span->num_pages)
+    span->released_pages = span->num_pages - 1;
   return tail;
 }
 
@@ -140,10 +151,8 @@ Span* PageHeap::allocate_locked(size_t n) {
   return span;
 }
 
-Span* PageHeap::allocate(size_t n,
-                         SpanState state,
-                         uint8_t cls,
-                         size_t align_pages) {
+Span* PageHeap::allocate(
+    size_t n, SpanState state, uint8_t cls, size_t align_pages, bool* zeroed) {
   LockGuard guard(lock_);
   maybe_decay();
   size_t want = n + align_pages - 1;
@@ -176,6 +185,10 @@ Span* PageHeap::allocate(size_t n,
       span = body;
     }
   }
+  // Exact, although splits share released pages out in proportion: a
+  // part counts as all released only if what it came from did.
+  if (zeroed != nullptr)
+    *zeroed = span->released_pages == span->num_pages;
   span->state = state;
   span->size_class = cls;
   span->free_since_ms = 0;
@@ -324,9 +337,14 @@ size_t PageHeap::release_locked(uint64_t decay_ms, uint64_t now) {
 }
 
 size_t PageHeap::release_span(Span* s) {
-  if (s->released_pages == s->num_pages)
+  if (s->released_pages == s->num_pages || cannot_release_)
     return 0;
-  os::release(ptr_at<void>(s->start()), s->bytes());
+  // Released pages are taken to read as zeros (calloc relies on it): if
+  // madvise fails (locked memory), keep the span counted as resident.
+  if (!os::release(ptr_at<void>(s->start()), s->bytes())) {
+    cannot_release_ = true;
+    return 0;
+  }
   size_t newly = (s->num_pages - s->released_pages) << kPageShift;
   stats_.released_bytes += newly;
   s->released_pages = s->num_pages;

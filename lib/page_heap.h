@@ -31,10 +31,13 @@ class PageHeap {
   /// A span of n pages in state `state`, its page map entries set (class
   /// cls on every page for small spans). align_pages (a power of two) is
   /// the alignment of its start in pages. nullptr when out of memory.
+  /// *zeroed (when given) tells whether every page is fresh from the OS or
+  /// was returned to it since: the span reads as zeros.
   Span* allocate(size_t n,
                  SpanState state,
                  uint8_t cls,
-                 size_t align_pages = 1);
+                 size_t align_pages = 1,
+                 bool* zeroed = nullptr);
 
   /// Returns a span from allocate() to the free lists, coalescing it.
   void free(Span* span);
@@ -94,6 +97,7 @@ class PageHeap {
   SpanArena spans_;              // descriptors
   PageHeapStats stats_;          // counters (metadata_bytes computed)
   uint64_t next_decay_ms_;       // when maybe_decay() next does work
+  bool cannot_release_;          // madvise refused (mlock): stop asking
   uint64_t window_end_ms_;       // end of the current peak window
   size_t window_peak_;           // most bytes in use during the window
 };

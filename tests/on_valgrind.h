@@ -9,6 +9,7 @@
 
 #ifdef RS_HAVE_VALGRIND
 #  include <valgrind/valgrind.h>
+
 static inline int rs_on_valgrind(void) {
   return RUNNING_ON_VALGRIND != 0;
 }

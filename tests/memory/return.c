@@ -113,10 +113,37 @@ static int stats_check(void) {
   return delta < usable - slack || delta > usable + slack;
 }
 
+/* calloc of memory just returned to the OS (or fresh from it) skips the
+ * memset: RSS does not grow by the block's size. Memory freed dirty is
+ * still zeroed. */
+static int calloc_check(void) {
+  const size_t n = 3 << 20; /* from the page heap: under the map threshold */
+  malloc_trim(0);
+  long before = rss_bytes();
+  unsigned char* p = calloc(1, n);
+  if (p == NULL)
+    return fprintf(stderr, "calloc failed\n"), 1;
+  long grew = rss_bytes() - before;
+  int bad = 0;
+  for (size_t i = 0; i < n; i += 512)
+    bad |= p[i];
+  memset(p, 0xee, n);
+  free(p);
+  unsigned char* q = calloc(1, n); /* most likely p's dirty pages again */
+  for (size_t i = 0; q != NULL && i < n; i++)
+    bad |= q[i];
+  free(q);
+  printf("calloc of %zu KiB after a trim grew RSS by %ld KiB%s\n", n >> 10,
+         grew >> 10, bad ? "; NOT ZEROED" : "");
+  return bad != 0 || q == NULL || grew > (long)(n / 4);
+}
+
 int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "trim";
   if (strcmp(mode, "stats") == 0)
     return stats_check();
+  if (strcmp(mode, "calloc") == 0)
+    return calloc_check();
   long decay =
       getenv("RSMALLOC_DECAY_MS") ? atol(getenv("RSMALLOC_DECAY_MS")) : 1000;
   if (run(allocate, 0) != 0)

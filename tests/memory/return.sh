@@ -3,7 +3,8 @@
 # rsmalloc gives memory back: after malloc_trim(0) RSS is under 5% of the
 # peak of a 1 GiB small-object heap; without a trim, with light activity,
 # under 10% within twice RSMALLOC_DECAY_MS; rsmalloc_stats_json parses and
-# its in-use figure matches what the program holds.
+# its in-use figure matches what the program holds; calloc does not touch
+# memory that is known to read as zeros.
 set -u
 builddir=${top_builddir:-.}
 prog="$builddir/tests/memory/return"
@@ -24,6 +25,7 @@ check() {
 }
 check "malloc_trim(0) returns the heap" "$prog" trim
 check "the decay time returns it without a trim" env RSMALLOC_DECAY_MS=500 "$prog" decay
+check "calloc skips zeroing memory returned to the OS" "$prog" calloc
 check "in-use statistics match what is held" env RS_JSON_OUT="$tmp/stats.json" "$prog" stats
 if command -v python3 >/dev/null 2>&1; then
   check "rsmalloc_stats_json output parses as JSON" python3 -m json.tool "$tmp/stats.json"

@@ -349,6 +349,55 @@ START_TEST(release_returns_dirty_pages) {
 
 END_TEST
 
+// allocate() reports a span as zeroed only when every page is fresh or was
+// released since it was last used, also after splits and merges of partly
+// released spans (calloc skips its memset on that word).
+START_TEST(zeroed_only_when_every_page_was_released) {
+  Span* g1 = must_allocate(1);
+  Span* a = must_allocate(8);
+  Span* b = must_allocate(8);
+  Span* g2 = must_allocate(1);
+  bool zeroed = true;
+  // Split 16 pages, 8 dirty ones in front of 8 released ones, in two every
+  // way: no part that holds a dirty page may be reported zeroed.
+  for (size_t n = 1; n < 16; n++) {
+    memset(span_ptr(a), 0xcd, a->bytes());
+    memset(span_ptr(b), 0xcd, b->bytes());
+    g_page_heap.free(b);
+    g_page_heap.release(0);  // b's pages go back: they read as zeros
+    g_page_heap.free(a);     // a's dirty pages join them, in front
+    Span* s = g_page_heap.allocate(n, SpanState::kLarge, 0, 1, &zeroed);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(!zeroed || all_bytes(span_ptr(s), s->bytes(), 0),
+                  "the %zu-page tail was reported zeroed but is not", n);
+    Span* rest = g_page_heap.allocate(16 - n, SpanState::kLarge, 0, 1, &zeroed);
+    ck_assert_ptr_nonnull(rest);
+    ck_assert_msg(!zeroed || all_bytes(span_ptr(rest), rest->bytes(), 0),
+                  "the %zu-page head was reported zeroed but is not", 16 - n);
+    g_page_heap.free(s);
+    g_page_heap.free(rest);
+    b = must_allocate(8);  // the back half (the tail is taken first)
+    a = must_allocate(8);
+  }
+  g_page_heap.free(a);
+  g_page_heap.free(b);
+  // Released as a whole, any part is zeroed.
+  g_page_heap.release(0);
+  Span* s = g_page_heap.allocate(5, SpanState::kLarge, 0, 1, &zeroed);
+  ck_assert(zeroed);
+  ck_assert(all_bytes(span_ptr(s), s->bytes(), 0));
+  memset(span_ptr(s), 1, s->bytes());
+  g_page_heap.free(s);
+  s = g_page_heap.allocate(5, SpanState::kLarge, 0, 1, &zeroed);
+  ck_assert(!zeroed);  // just freed dirty
+  g_page_heap.free(s);
+  g_page_heap.free(g1);
+  g_page_heap.free(g2);
+  check_accounting();
+}
+
+END_TEST
+
 START_TEST(decay_zero_releases_at_once) {
   rs::g_config.decay_ms = 0;
   Span* g1 = must_allocate(1);
@@ -598,6 +647,7 @@ int main(void) {
   tc = tcase_create("release");
   tcase_add_checked_fixture(tc, setup, nullptr);
   tcase_add_test(tc, release_returns_dirty_pages);
+  tcase_add_test(tc, zeroed_only_when_every_page_was_released);
   tcase_add_test(tc, decay_zero_releases_at_once);
   tcase_add_test(tc, decay_releases_after_the_delay);
   suite_add_tcase(s, tc);
