@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,6 +167,23 @@ uint64_t now_ms() {
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000 +
          static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+bool thp_always() {
+  char buf[128];
+  int fd = open_read("/sys/kernel/mm/transparent_hugepage/enabled");
+  if (fd < 0)
+    return false;
+  long n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0)
+    return false;
+  static const char kAlways[] = "[always]";
+  for (long i = 0; i + 8 <= n; i++) {
+    if (memcmp(buf + i, kAlways, 8) == 0)
+      return true;
+  }
+  return false;
 }
 
 size_t system_page_size() {

@@ -56,6 +56,10 @@ bool random_bytes(void* buf, size_t len);
 /// Milliseconds from CLOCK_MONOTONIC_COARSE (vDSO; cheap).
 uint64_t now_ms();
 
+/// True when the system backs all anonymous memory with transparent huge
+/// pages ("[always]" in /sys/kernel/mm/transparent_hugepage/enabled).
+bool thp_always();
+
 /// Size of the system's base page (AT_PAGESZ), e.g. 4096.
 size_t system_page_size();
 

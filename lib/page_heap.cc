@@ -339,15 +339,34 @@ size_t PageHeap::release_locked(uint64_t decay_ms, uint64_t now) {
 size_t PageHeap::release_span(Span* s) {
   if (s->released_pages == s->num_pages || cannot_release_)
     return 0;
+  // Where huge pages back the heap (RSMALLOC_THP=always, or the system's
+  // THP setting is "always"), only whole huge pages go back: releasing part
+  // of one would leave it split and half used, its memory still held.
+  bool huge = g_config.thp == ThpSetting::kAlways;
+  if (g_config.thp == ThpSetting::kAuto) {
+    if (system_thp_ < 0)
+      system_thp_ = os::thp_always() ? 1 : 0;
+    huge = system_thp_ != 0;
+  }
+  uintptr_t lo = s->start(), hi = s->end();
+  if (huge) {
+    lo = align_up(lo, kHugePageSize);
+    hi &= ~(kHugePageSize - 1);
+    if (lo >= hi)
+      return 0;
+  }
+  size_t pages = (hi - lo) >> kPageShift;
+  if (s->released_pages >= pages)
+    return 0;  // the whole huge pages inside it went back already
   // Released pages are taken to read as zeros (calloc relies on it): if
   // madvise fails (locked memory), keep the span counted as resident.
-  if (!os::release(ptr_at<void>(s->start()), s->bytes())) {
+  if (!os::release(ptr_at<void>(lo), hi - lo)) {
     cannot_release_ = true;
     return 0;
   }
-  size_t newly = (s->num_pages - s->released_pages) << kPageShift;
+  size_t newly = (pages - s->released_pages) << kPageShift;
   stats_.released_bytes += newly;
-  s->released_pages = s->num_pages;
+  s->released_pages = pages;
   return newly;
 }
 

@@ -98,6 +98,7 @@ class PageHeap {
   PageHeapStats stats_;          // counters (metadata_bytes computed)
   uint64_t next_decay_ms_;       // when maybe_decay() next does work
   bool cannot_release_;          // madvise refused (mlock): stop asking
+  int system_thp_ = -1;          // system THP is "always" (-1: not read yet)
   uint64_t window_end_ms_;       // end of the current peak window
   size_t window_peak_;           // most bytes in use during the window
 };

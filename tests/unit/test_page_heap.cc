@@ -398,6 +398,40 @@ START_TEST(zeroed_only_when_every_page_was_released) {
 
 END_TEST
 
+// RSMALLOC_THP=always: only the whole huge pages inside a free span go
+// back; the parts of huge pages it shares with spans in use stay resident.
+START_TEST(huge_pages_released_whole) {
+  rs::g_config.thp = rs::ThpSetting::kAlways;
+  const size_t huge_pages = rs::kHugePageSize / kPageSize;
+  Span* g1 = must_allocate(1);
+  Span* s = must_allocate(2 * huge_pages + 1);  // holds 1 or 2 huge pages
+  Span* g2 = must_allocate(1);
+  unsigned char* p = static_cast<unsigned char*>(span_ptr(s));
+  size_t bytes = s->bytes();
+  memset(p, 0xab, bytes);
+  g_page_heap.free(s);
+  size_t released = g_page_heap.release(0);
+  uintptr_t lo = rs::align_up(rs::addr(p), rs::kHugePageSize);
+  uintptr_t hi = (rs::addr(p) + bytes) & ~(rs::kHugePageSize - 1);
+  ck_assert_uint_gt(hi, lo);
+  ck_assert_uint_lt(hi - lo, bytes);  // an edge shares a huge page
+  ck_assert_uint_ge(released, hi - lo);
+  for (uintptr_t a = rs::addr(p); a < rs::addr(p) + bytes; a += kPageSize) {
+    unsigned char want = a >= lo && a < hi ? 0 : 0xab;
+    ck_assert_msg(*reinterpret_cast<unsigned char*>(a) == want,
+                  "byte at offset %zu: %u, want %u",
+                  static_cast<size_t>(a - rs::addr(p)),
+                  *reinterpret_cast<unsigned char*>(a), want);
+  }
+  ck_assert_uint_eq(g_page_heap.release(0), 0);  // nothing more to give
+  g_page_heap.free(g1);
+  g_page_heap.free(g2);
+  check_accounting();
+  rs::g_config.thp = rs::ThpSetting::kAuto;
+}
+
+END_TEST
+
 START_TEST(decay_zero_releases_at_once) {
   rs::g_config.decay_ms = 0;
   Span* g1 = must_allocate(1);
@@ -511,7 +545,8 @@ START_TEST(unmap_free_gives_address_space_back) {
   // The free pages are gone from the page map and from the process.
   for (uintptr_t p = gone_first; p < gone_first + 7; p++)
     ck_assert_ptr_null(g_page_map.span_at(p));
-  ck_assert_int_eq(msync(gone_ptr, 4096, MS_ASYNC), -1);
+  unsigned char vec;
+  ck_assert_int_eq(mincore(gone_ptr, 4096, &vec), -1);  // a hole now
   // The span in use is untouched.
   ck_assert_uint_eq(mislabelled_pages(keep, 0), 0);
   ck_assert(all_bytes(span_ptr(keep), keep->bytes(), 0x6e));
@@ -648,6 +683,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, nullptr);
   tcase_add_test(tc, release_returns_dirty_pages);
   tcase_add_test(tc, zeroed_only_when_every_page_was_released);
+  tcase_add_test(tc, huge_pages_released_whole);
   tcase_add_test(tc, decay_zero_releases_at_once);
   tcase_add_test(tc, decay_releases_after_the_delay);
   suite_add_tcase(s, tc);
