@@ -163,6 +163,7 @@ RS_SLOW_PATH void init() {
       g_central[c].init(static_cast<uint8_t>(c));
     g_settings_read = load_config();
     g_valgrind = vg::detect();
+    vg::g_annotate = g_valgrind;
     start_caches();
     apply_settings();
     __atomic_store_n(&g_state, kInitReady, __ATOMIC_RELEASE);

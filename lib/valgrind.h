@@ -17,6 +17,11 @@
 
 namespace rs::vg {
 
+/// Set by the facade when it runs under valgrind and annotates its blocks;
+/// until then the core's own annotations are off (a unit test that drives
+/// the core directly is not a malloc and has no blocks to announce).
+extern bool g_annotate;
+
 #ifdef RS_HAVE_VALGRIND
 /// True when the process runs under valgrind (checked once at start-up).
 inline bool detect() {
@@ -40,15 +45,18 @@ inline void resize_in_place(void* p, size_t old_n, size_t new_n) {
 }
 
 inline void make_defined(const void* p, size_t n) {
-  VALGRIND_MAKE_MEM_DEFINED(p, n);
+  if (g_annotate)
+    VALGRIND_MAKE_MEM_DEFINED(p, n);
 }
 
 inline void make_undefined(const void* p, size_t n) {
-  VALGRIND_MAKE_MEM_UNDEFINED(p, n);
+  if (g_annotate)
+    VALGRIND_MAKE_MEM_UNDEFINED(p, n);
 }
 
 inline void make_noaccess(const void* p, size_t n) {
-  VALGRIND_MAKE_MEM_NOACCESS(p, n);
+  if (g_annotate)
+    VALGRIND_MAKE_MEM_NOACCESS(p, n);
 }
 #else
 inline bool detect() {

@@ -10,6 +10,14 @@
 
 #include <sys/mman.h>
 
+#include "config.h"
+#ifdef RS_HAVE_VALGRIND
+// Its macros use C casts and 0 for null pointers.
+#  pragma GCC diagnostic ignored "-Wold-style-cast"
+#  pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
+#  include <valgrind/memcheck.h>
+#endif
+
 #include "../check_main.h"
 #include "large.h"
 #include "page_heap.h"
@@ -47,7 +55,9 @@ Span* span_of(const void* p) {
 
 bool is_mapped(const void* p) {
   void* page = reinterpret_cast<void*>(rs::addr(p) & ~uintptr_t{4095});
-  return msync(page, 4096, MS_ASYNC) == 0 || errno != ENOMEM;
+  // mincore, not msync: memcheck does not object to probing a hole.
+  unsigned char vec;
+  return mincore(page, 4096, &vec) == 0 || errno != ENOMEM;
 }
 
 /// Fills [p, p + n) with a pattern that depends on the offset.
@@ -282,6 +292,11 @@ START_TEST(mapped_grow_keeps_content) {
   ck_assert_ptr_eq(g_page_map.span_of(q + 12 * kMiB - 1), s);
   if (q != p && (p < q || p >= q + 12 * kMiB))
     ck_assert_ptr_null(g_page_map.span_of(p));
+#ifdef RS_HAVE_VALGRIND
+  // Memcheck does not carry the grown part of an mremap onto another
+  // mapping over as addressable; the facade's MALLOCLIKE announces it.
+  VALGRIND_MAKE_MEM_UNDEFINED(q + 5 * kMiB, 7 * kMiB);
+#endif
   memset(q + 5 * kMiB, 0x22, 7 * kMiB);  // the new part is usable
   rs::PageHeapStats b = g_page_heap.stats();
   ck_assert_uint_eq(b.mapped_large_count, a.mapped_large_count);
@@ -303,6 +318,14 @@ START_TEST(mapped_grow_moves_when_blocked) {
       mmap(p + 5 * kMiB, sys_page, PROT_READ,
            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   bool own_blocker = blocker == p + 5 * kMiB;
+#ifdef RS_HAVE_VALGRIND
+  if (!own_blocker && errno != EEXIST && RUNNING_ON_VALGRIND) {
+    // Valgrind 3.19 refuses MAP_FIXED_NOREPLACE.
+    fprintf(stderr, "mapped_grow_moves_when_blocked: skipped under valgrind\n");
+    rs::large_free(span_of(p), p);
+    return;
+  }
+#endif
   ck_assert_msg(own_blocker || (blocker == MAP_FAILED && errno == EEXIST),
                 "could not place the blocker: %s", strerror(errno));
   char* q =
