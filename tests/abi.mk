@@ -24,7 +24,7 @@ tests_test_cxx_CXXFLAGS = $(CHECK_CFLAGS) $(RS_WARN_CXXFLAGS) -pthread \
 tests_test_cxx_LDFLAGS = -pthread
 tests_test_cxx_LDADD = $(RS_ABI_TEST_LIBS)
 
-tests_test_stress_SOURCES = tests/test_stress.c tests/check_main.h
+tests_test_stress_SOURCES = tests/test_stress.c tests/check_main.h tests/on_valgrind.h
 tests_test_stress_CFLAGS = $(RS_ABI_TEST_CFLAGS)
 tests_test_stress_LDFLAGS = -pthread
 tests_test_stress_LDADD = $(RS_ABI_TEST_LIBS)

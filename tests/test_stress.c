@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 
 #include "check_main.h"
+#include "on_valgrind.h"
 #include "rsmalloc.h"
 
 #define KiB ((size_t)1024)
@@ -680,7 +681,7 @@ static int fork_children(int count) {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0)
-      _exit(child_main(parent));
+      rs_child_exit(child_main(parent));
     int status = 0;
     int rc = wait_with_timeout(pid, &status, 30000);
     if (rc == -1) {

@@ -24,7 +24,7 @@ START_TEST(rseq_mode_conserves_objects) {
   RunResult res;
   run(cfg, &res);
   expect_mode(cfg, res);
-  ck_assert_uint_gt(res.flips, 10);
+  ck_assert_uint_gt(res.flips, at_least(10));
 }
 
 END_TEST
@@ -35,7 +35,7 @@ START_TEST(rseq_mode_with_concurrent_drain_all) {
   RunResult res;
   run(cfg, &res);
   expect_mode(cfg, res);
-  ck_assert_uint_gt(res.drains, 5);
+  ck_assert_uint_gt(res.drains, at_least(5));
   // drain_all() really took objects out of running caches.
   ck_assert_uint_gt(res.drained_by_drainer, 0);
 }
@@ -52,7 +52,7 @@ START_TEST(rseq_mode_with_idle_drains) {
   RunResult res;
   run(cfg, &res);
   expect_mode(cfg, res);
-  ck_assert_uint_gt(res.drains, 5);
+  ck_assert_uint_gt(res.drains, at_least(5));
 }
 
 END_TEST
@@ -62,7 +62,7 @@ START_TEST(locked_mode_conserves_objects) {
   RunResult res;
   run(cfg, &res);
   expect_mode(cfg, res);
-  ck_assert_uint_gt(res.flips, 10);
+  ck_assert_uint_gt(res.flips, at_least(10));
 }
 
 END_TEST
@@ -74,7 +74,7 @@ START_TEST(locked_mode_with_idle_drains) {
   RunResult res;
   run(cfg, &res);
   expect_mode(cfg, res);
-  ck_assert_uint_gt(res.drains, 5);
+  ck_assert_uint_gt(res.drains, at_least(5));
 }
 
 END_TEST
@@ -85,7 +85,7 @@ START_TEST(locked_mode_with_concurrent_drain_all) {
   RunResult res;
   run(cfg, &res);
   expect_mode(cfg, res);
-  ck_assert_uint_gt(res.drains, 5);
+  ck_assert_uint_gt(res.drains, at_least(5));
   ck_assert_uint_gt(res.drained_by_drainer, 0);
 }
 
@@ -326,7 +326,7 @@ START_TEST(idle_drain_beside_a_busy_cpu) {
                 static_cast<unsigned long long>(g_errors.load()),
                 g_first_error);
   ck_assert_uint_eq(res.lost + res.duplicated + res.misplaced, 0);
-  ck_assert_uint_gt(g_idle_drains.load(), 10);
+  ck_assert_uint_gt(g_idle_drains.load(), at_least(10));
   ck_assert_uint_gt(g_idle_drained.load(), 0);  // CPU A was drained
 }
 

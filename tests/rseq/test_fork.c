@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include "../check_main.h"
+#include "../on_valgrind.h"
 #include "alloc_util.h"
 
 enum { PARENT_N = 400, CHILD_WORKERS = 4 };
@@ -121,7 +122,7 @@ START_TEST(fork_while_another_thread_drains) {
     ck_assert_int_ge(pids[k], 0);
     if (pids[k] == 0) {
       alarm(10); /* a deadlock ends with SIGALRM */
-      _exit(burst(500u + (uint32_t)k, 6));
+      rs_child_exit(burst(500u + (uint32_t)k, 6));
     }
   }
   char why[160] = "";
@@ -164,12 +165,12 @@ static int child_main(int k) {
       churn_t g[2];
       memset(g, 0, sizeof g);
       if (churn_start(g, 2, 900) != 0)
-        _exit(24);
+        rs_child_exit(24);
       int rc = burst(901, 4);
       sleep_us(50000);
       if (churn_finish(g, 2, NULL) != 0)
-        _exit(25);
-      _exit(rc != 0 ? rc : parent_objects_ok() ? 0 : 26);
+        rs_child_exit(25);
+      rs_child_exit(rc != 0 ? rc : parent_objects_ok() ? 0 : 26);
     }
   }
   int rc = burst(200u + (uint32_t)k, 4);
@@ -214,7 +215,7 @@ START_TEST(child_allocates_from_threads) {
     pids[k] = fork();
     ck_assert_int_ge(pids[k], 0);
     if (pids[k] == 0)
-      _exit(child_main(k));
+      rs_child_exit(child_main(k));
   }
   char why[160] = "";
   int failed = reap(pids, FORKS, why, sizeof why);
@@ -242,7 +243,7 @@ static void* forker(void* arg) {
       return (void*)1;
     if (pids[k] == 0) {
       alarm(10);
-      _exit(burst(700u + (uint32_t)(id * 10 + (uintptr_t)k), 3));
+      rs_child_exit(burst(700u + (uint32_t)(id * 10 + (uintptr_t)k), 3));
     }
   }
   char why[160];

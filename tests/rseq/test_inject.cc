@@ -63,8 +63,8 @@ START_TEST(spins_with_migration_and_drain) {
   RunResult res;
   run(cfg, &res);
   note_aborts(cfg, res);
-  ck_assert_uint_gt(res.flips, 10);
-  ck_assert_uint_gt(res.drains, 5);
+  ck_assert_uint_gt(res.flips, at_least(10));
+  ck_assert_uint_gt(res.drains, at_least(5));
 }
 
 END_TEST
@@ -75,7 +75,7 @@ START_TEST(spins_with_signal_storm) {
   RunResult res;
   run(cfg, &res);
   note_aborts(cfg, res);
-  ck_assert_uint_gt(res.signals, 100);
+  ck_assert_uint_gt(res.signals, at_least(100));
 }
 
 END_TEST
@@ -94,7 +94,7 @@ START_TEST(spins_between_header_loads_with_drain) {
   RunResult res;
   run(cfg, &res);
   note_aborts(cfg, res);
-  ck_assert_uint_gt(res.drains, 5);
+  ck_assert_uint_gt(res.drains, at_least(5));
   ck_assert_uint_gt(res.drained_by_drainer, 0);
 }
 
