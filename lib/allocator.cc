@@ -322,7 +322,8 @@ size_t vg_drain_quarantine(bool all) {
 void vg_release(void* p) {
   size_t cls = g_page_map.class_of(p);
   Span* span = cls != 0 ? nullptr : g_page_map.span_of(p);
-  if (!vg::g_quarantine.put(p, raw_usable_size(cls, span)))
+  if (!vg::g_quarantine.put(p, raw_usable_size(cls, span),
+                            static_cast<uint8_t>(cls)))
     raw_free(p);
   while (vg_drain_quarantine(false) > 0) {
   }
@@ -493,7 +494,9 @@ void collect_stats(Stats* s) {
   memset(s, 0, sizeof(*s));
   for (size_t c = 1; c < kNumClasses; c++) {
     CentralStats cs = g_central[c].stats();
-    size_t cached = g_cpu_cache.cached_objects(c);
+    // Under valgrind freed blocks wait in the quarantine: held, not in use.
+    size_t cached = g_cpu_cache.cached_objects(c) +
+                    vg::g_quarantine.held(static_cast<uint8_t>(c));
     if (cached > cs.allocated)
       cached = cs.allocated;  // racy reads
     ClassStats& out = s->classes[c];
@@ -507,9 +510,14 @@ void collect_stats(Stats* s) {
   }
   PageHeapStats hs = g_page_heap.stats();
   s->large_in_use_bytes = hs.large_bytes + hs.mapped_large_bytes;
+  size_t held_large = vg::g_quarantine.held(0);  // freed, in the quarantine
+  if (held_large > s->large_in_use_bytes)
+    held_large = s->large_in_use_bytes;  // racy reads
+  s->large_in_use_bytes -= held_large;
   s->in_use_bytes = s->small_in_use_bytes + s->large_in_use_bytes;
   size_t cached_mappings = large_cached_bytes();  // freed, kept for reuse
-  s->heap_free_bytes = hs.free_bytes - hs.released_bytes + cached_mappings;
+  s->heap_free_bytes =
+      hs.free_bytes - hs.released_bytes + cached_mappings + held_large;
   s->released_bytes = hs.released_bytes;
   s->metadata_bytes = hs.metadata_bytes;
   s->mapped_bytes = hs.heap_mapped_bytes + hs.mapped_large_bytes +

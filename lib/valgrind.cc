@@ -105,7 +105,15 @@ bool SizeTable::erase(const void* p) {
   return true;
 }
 
-bool Quarantine::put(void* p, size_t bytes) {
+void Quarantine::count(const Entry& e, bool in) {
+  size_t n = e.cls != 0 ? 1 : e.bytes;
+  size_t held = in ? held_[e.cls] + n : held_[e.cls] - n;
+  __atomic_store_n(&held_[e.cls], held, __ATOMIC_RELAXED);
+  __atomic_store_n(&bytes_, in ? bytes_ + e.bytes : bytes_ - e.bytes,
+                   __ATOMIC_RELAXED);
+}
+
+bool Quarantine::put(void* p, size_t bytes, uint8_t cls) {
   LockGuard guard(lock_);
   if (ring_ == nullptr) {
     ring_ = static_cast<Entry*>(os::map(kSlots * sizeof(Entry)));
@@ -114,9 +122,10 @@ bool Quarantine::put(void* p, size_t bytes) {
   }
   if (count_ == kSlots)
     return false;  // the caller takes the oldest first
-  ring_[(head_ + count_) % kSlots] = {p, bytes};
+  Entry& e = ring_[(head_ + count_) % kSlots];
+  e = {p, bytes, cls};
   count_++;
-  __atomic_store_n(&bytes_, bytes_ + bytes, __ATOMIC_RELAXED);
+  count(e, true);
   return true;
 }
 
@@ -128,7 +137,7 @@ size_t Quarantine::take(void** out, size_t max_out, bool all) {
          (all || bytes_ > kMaxBytes || count_ + 1 >= kSlots)) {
     Entry& e = ring_[head_];
     out[n++] = e.p;
-    __atomic_store_n(&bytes_, bytes_ - e.bytes, __ATOMIC_RELAXED);
+    count(e, false);
     head_ = (head_ + 1) % kSlots;
     count_--;
   }

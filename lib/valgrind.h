@@ -114,16 +114,19 @@ extern SizeTable g_sizes;
 /// handed again the block it has just seen freed. Thread-safe; a leaf lock.
 class Quarantine {
  public:
-  /// Holds p, a block of `bytes` usable bytes; false when there is no
-  /// room for its record (free it now).
-  bool put(void* p, size_t bytes);
+  /// Holds p, a block of `bytes` usable bytes and of size class `cls` (0
+  /// for a large block); false when there is no room for its record (free
+  /// it now).
+  bool put(void* p, size_t bytes, uint8_t cls);
 
   /// Moves into out up to max_out of the oldest blocks: those beyond the
   /// quarantine's budget, or every block when `all`. Returns how many.
   size_t take(void** out, size_t max_out, bool all);
 
-  /// Bytes held (racy).
-  size_t bytes() const { return __atomic_load_n(&bytes_, __ATOMIC_RELAXED); }
+  /// Blocks of size class cls held (bytes of large blocks for 0); racy.
+  size_t held(uint8_t cls) const {
+    return __atomic_load_n(&held_[cls], __ATOMIC_RELAXED);
+  }
 
   Lock& lock() { return lock_; }
 
@@ -134,13 +137,17 @@ class Quarantine {
   struct Entry {
     void* p;       // the freed block
     size_t bytes;  // its usable size
+    uint8_t cls;   // its size class, 0 for a large block
   };
 
+  void count(const Entry& e, bool in);
+
   Lock lock_;
-  Entry* ring_;   // kSlots entries, mapped on first use
-  size_t head_;   // index of the oldest entry
-  size_t count_;  // entries held
-  size_t bytes_;  // their usable bytes
+  Entry* ring_;       // kSlots entries, mapped on first use
+  size_t head_;       // index of the oldest entry
+  size_t count_;      // entries held
+  size_t bytes_;      // their usable bytes
+  size_t held_[256];  // blocks held per size class; [0]: large bytes
 };
 
 extern Quarantine g_quarantine;
