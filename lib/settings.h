@@ -19,7 +19,7 @@ struct Config {
   bool verbose = false;                   // RSMALLOC_VERBOSE: describe at start
   RseqSetting rseq = RseqSetting::kAuto;  // RSMALLOC_RSEQ
   size_t cpu_cache_bytes = 2u << 20;      // RSMALLOC_CPU_CACHE
-  uint64_t decay_ms = 1000;               // RSMALLOC_DECAY_MS
+  uint64_t decay_ms = 250;                // RSMALLOC_DECAY_MS
   ThpSetting thp = ThpSetting::kAuto;     // RSMALLOC_THP
   StatsSetting stats = StatsSetting::kOff;  // RSMALLOC_STATS
   bool background = false;  // RSMALLOC_BACKGROUND: start a purger thread

@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "calloc") == 0)
     return calloc_check();
   long decay =
-      getenv("RSMALLOC_DECAY_MS") ? atol(getenv("RSMALLOC_DECAY_MS")) : 1000;
+      getenv("RSMALLOC_DECAY_MS") ? atol(getenv("RSMALLOC_DECAY_MS")) : 250;
   if (run(allocate, 0) != 0)
     return fprintf(stderr, "out of memory\n"), 1;
   long peak = rss_bytes();
