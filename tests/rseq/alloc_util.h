@@ -25,6 +25,7 @@
 
 #include <sys/wait.h>
 
+#include "../on_valgrind.h"
 #include "rsmalloc.h"
 
 #define KiB ((size_t)1024)
@@ -92,6 +93,13 @@ __attribute__((format(printf, 1, 2))) static inline void note(const char* fmt,
   if (fcntl(9, F_GETFD) != -1 && write(9, line, len) < 0) {
     /* Only a copy; the log has the line. */
   }
+}
+
+/* The least count a liveness check expects of a thread (trims, signals,
+ * operations): n, or 0 under valgrind, which runs one thread at a time and
+ * may give a thread only a few turns. */
+static inline uint64_t at_least(uint64_t n) {
+  return rs_on_valgrind() ? 0 : n;
 }
 
 /* 1 when the per-CPU caches run on restartable sequences. */

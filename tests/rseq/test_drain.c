@@ -101,8 +101,8 @@ START_TEST(trim_while_threads_allocate) {
                 (unsigned long long)bad);
   ck_assert_uint_eq(g_held_bad, 0);
   ck_assert_uint_eq(g_bad_trims, 0);
-  ck_assert_uint_gt(g_trims, 10); /* low: the machine may be loaded */
-  ck_assert_uint_gt(g_trims_released, 0);
+  ck_assert_uint_gt(g_trims, at_least(10)); /* low: the machine may be loaded */
+  ck_assert_uint_ge(g_trims_released, at_least(1));
 
   /* What the test holds of class 3072 is what the statistics say is in
    * use: exactly, after a drain (a few extra for anything else). */
@@ -157,8 +157,8 @@ START_TEST(concurrent_trims) {
   ck_assert_msg(bad == 0, "%llu objects lost their content (or failed)",
                 (unsigned long long)bad);
   ck_assert_uint_eq(g_bad_trims, 0);
-  ck_assert_uint_gt(g_trims, 10); /* low: the machine may be loaded */
-  ck_assert_uint_gt(ops, 500);
+  ck_assert_uint_gt(g_trims, at_least(10)); /* low: the machine may be loaded */
+  ck_assert_uint_gt(ops, at_least(500));
 }
 
 END_TEST
