@@ -480,12 +480,11 @@ int trim(size_t pad) {
   ensure_init();
   if (g_disabled)
     return glibc::trim(pad);
-  size_t drained = 0;
   if (RS_UNLIKELY(g_valgrind)) {
     while (vg_drain_quarantine(true) > 0) {
     }
   }
-  drained += g_cpu_cache.drain_all();
+  size_t drained = g_cpu_cache.drain_all();
   size_t released = g_page_heap.trim(pad) + large_trim_mappings(0);
   return released > 0 || drained > 0 ? 1 : 0;
 }
