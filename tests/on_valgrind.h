@@ -19,8 +19,16 @@ static inline int rs_on_valgrind(void) {
 }
 #endif
 
+#include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
+
+/* The least count a liveness check expects of a helper thread (trims,
+ * drains, flips, signals, operations): n, or 0 under valgrind, which runs
+ * one thread at a time and may give a thread only a few turns. */
+static inline uint64_t at_least(uint64_t n) {
+  return rs_on_valgrind() ? 0 : n;
+}
 
 /* Ends a child made by fork() with `code`. Under valgrind it execs a shell
  * that exits with the code instead: memcheck's leak check of a forked copy

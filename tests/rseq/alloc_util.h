@@ -95,13 +95,6 @@ __attribute__((format(printf, 1, 2))) static inline void note(const char* fmt,
   }
 }
 
-/* The least count a liveness check expects of a thread (trims, signals,
- * operations): n, or 0 under valgrind, which runs one thread at a time and
- * may give a thread only a few turns. */
-static inline uint64_t at_least(uint64_t n) {
-  return rs_on_valgrind() ? 0 : n;
-}
-
 /* 1 when the per-CPU caches run on restartable sequences. */
 static inline int mode_is_rseq(void) {
   return strncmp(rsmalloc_cache_mode(), "rseq", 4) == 0;

@@ -205,13 +205,6 @@ bool rseq_forced_off() {
   return (v != nullptr && strcmp(v, "0") == 0) || rs_on_valgrind();
 }
 
-/// The least count a liveness check expects of a helper thread (drains,
-/// affinity flips, signals): `n`, or 0 under valgrind, which runs one
-/// thread at a time and gives a helper far fewer turns.
-uint64_t at_least(uint64_t n) {
-  return rs_on_valgrind() ? 0 : n;
-}
-
 /// Writes a line to stderr (the test log) and to fd 9 (make check's
 /// terminal) when it is open.
 [[maybe_unused]] __attribute__((format(printf, 1, 2))) void note(
