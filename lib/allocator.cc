@@ -39,12 +39,44 @@ bool g_valgrind = false;       // running under valgrind: annotate every block
 bool g_settings_read = false;  // the environment was readable at init
 const char* g_mode = "uninitialised";
 
+uint64_t g_next_span_release_ms;  // when the slow paths next look in spans
+
+/// Releases the free system pages inside partly used spans of every class
+/// that nothing moved in or out of for idle_ms (all when 0), unless huge
+/// pages back the heap (that would split them).
+size_t release_span_pages(uint64_t idle_ms) {
+  if (g_page_heap.huge_backed())
+    return 0;
+  size_t released = 0;
+  for (size_t c = 1; c < kNumClasses; c++)
+    released += g_central[c].release_free_pages(idle_ms);
+  return released;
+}
+
+/// The decay of free pages inside spans: once per decay time (at least
+/// 50 ms), one slow path looks at the spans left alone that long.
+void maybe_release_span_pages() {
+  uint64_t now = os::now_ms();
+  uint64_t next = __atomic_load_n(&g_next_span_release_ms, __ATOMIC_RELAXED);
+  if (now < next)
+    return;
+  uint64_t decay = g_config.decay_ms;
+  uint64_t then = now + (decay > 50 ? decay : 50);
+  if (!__atomic_compare_exchange_n(&g_next_span_release_ms, &next, then, false,
+                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    return;  // another thread does it
+  release_span_pages(decay);
+}
+
 int refill(size_t cls, void** out, int n) {
-  return g_central[cls].remove_batch(out, n);
+  int got = g_central[cls].remove_batch(out, n);
+  maybe_release_span_pages();
+  return got;
 }
 
 void drain(size_t cls, void* const* objs, int n) {
   g_central[cls].insert_batch(objs, n);
+  maybe_release_span_pages();
 }
 
 void fork_prepare() {
@@ -128,6 +160,7 @@ void* purger(void*) {
     nanosleep(&ts, nullptr);
     g_cpu_cache.drain(idle_cache_ms());
     g_page_heap.release(g_config.decay_ms);
+    release_span_pages(g_config.decay_ms);
     large_trim_mappings(g_config.decay_ms);
   }
   return nullptr;
@@ -159,6 +192,7 @@ RS_SLOW_PATH void init() {
     if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == kInitReady)
       return;
     set_free_list_secret(make_secret());
+    set_system_page_size(os::system_page_size());
     for (size_t c = 1; c < kNumClasses; c++)
       g_central[c].init(static_cast<uint8_t>(c));
     g_settings_read = load_config();
@@ -230,6 +264,7 @@ void* allocate_large(size_t n, size_t align, bool* zeroed) {
   if (n > PTRDIFF_MAX)
     return fail_enomem();
   void* p = large_allocate(n, align, zeroed);
+  maybe_release_span_pages();
   return p != nullptr ? p : fail_enomem();
 }
 
@@ -486,6 +521,7 @@ int trim(size_t pad) {
   }
   size_t drained = g_cpu_cache.drain_all();
   size_t released = g_page_heap.trim(pad) + large_trim_mappings(0);
+  released += release_span_pages(0);
   return released > 0 || drained > 0 ? 1 : 0;
 }
 
@@ -505,7 +541,11 @@ void collect_stats(Stats* s) {
     out.spans = cs.spans;
     s->small_in_use_bytes += out.in_use * class_size(c);
     s->cpu_cache_bytes += cached * class_size(c);
-    s->central_free_bytes += out.free * class_size(c);
+    // Free objects on system pages returned to the OS are not resident.
+    size_t free_bytes = out.free * class_size(c);
+    size_t released = cs.released < free_bytes ? cs.released : free_bytes;
+    s->central_free_bytes += free_bytes - released;
+    s->span_released_bytes += released;
   }
   PageHeapStats hs = g_page_heap.stats();
   s->large_in_use_bytes = hs.large_bytes + hs.mapped_large_bytes;
@@ -517,7 +557,7 @@ void collect_stats(Stats* s) {
   size_t cached_mappings = large_cached_bytes();  // freed, kept for reuse
   s->heap_free_bytes =
       hs.free_bytes - hs.released_bytes + cached_mappings + held_large;
-  s->released_bytes = hs.released_bytes;
+  s->released_bytes = hs.released_bytes + s->span_released_bytes;
   s->metadata_bytes = hs.metadata_bytes;
   s->mapped_bytes = hs.heap_mapped_bytes + hs.mapped_large_bytes +
                     hs.metadata_bytes + cached_mappings;

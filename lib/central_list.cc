@@ -2,6 +2,7 @@
 // Core layer: batch moves between spans and CPU caches.
 #include "central_list.h"
 
+#include "os.h"
 #include "page_heap.h"
 #include "page_map.h"
 #include "valgrind.h"
@@ -13,6 +14,7 @@ CentralList g_central[kNumClasses];
 namespace {
 
 uintptr_t g_secret;
+size_t g_sys_page_shift;  // 0: no releases inside spans in use
 
 /// A free object's link as stored in its first word.
 uintptr_t encode(void* next, void* at) {
@@ -28,6 +30,54 @@ void* decode(uintptr_t stored, void* at) {
 void set_free_list_secret(uintptr_t secret) {
   g_secret = secret | 1;
 }
+
+void set_system_page_size(size_t bytes) {
+  g_sys_page_shift = 0;
+  if (!is_pow2(bytes) || bytes >= kPageSize)
+    return;
+  while ((size_t{1} << g_sys_page_shift) < bytes)
+    g_sys_page_shift++;
+}
+
+namespace {
+
+/// The unit a span's released_mask counts in: the system page, or a larger
+/// power of two for spans of more than 64 system pages.
+size_t release_shift(const Span* span) {
+  size_t shift = g_sys_page_shift;
+  while ((span->bytes() >> shift) > 64)
+    shift++;
+  return shift;
+}
+
+/// Bytes of the units set in a span's released_mask.
+size_t masked_bytes(const Span* span) {
+  return static_cast<size_t>(__builtin_popcountll(span->released_mask))
+         << release_shift(span);
+}
+
+/// One bit per object of a span (at most kPageSize / kMinAlign of them).
+class ObjectBits {
+ public:
+  void set(size_t i) { words_[i / 64] |= uint64_t{1} << (i % 64); }
+
+  bool test(size_t i) const { return (words_[i / 64] >> (i % 64)) & 1; }
+
+  /// True when objects first..last are all set.
+  bool all(size_t first, size_t last) const {
+    for (size_t i = first; i <= last; i++) {
+      if (!test(i))
+        return false;
+    }
+    return true;
+  }
+
+ private:
+  static constexpr size_t kMaxObjects = kPageSize / kMinAlign;
+  uint64_t words_[kMaxObjects / 64] = {};
+};
+
+}  // namespace
 
 void CentralList::link(Span* span) {
   span->prev = nullptr;
@@ -58,8 +108,149 @@ bool CentralList::handed_out(const Span* span, const void* p) const {
   return class_divide(cls_, off) * class_size(cls_) == off;
 }
 
+bool CentralList::on_released_page(const Span* span, const void* p) const {
+  if (span->released_mask == 0)
+    return false;
+  size_t shift = release_shift(span);
+  uintptr_t off = addr(p) - span->start();
+  uintptr_t last = off + class_size(cls_) - 1;
+  for (uintptr_t unit = off >> shift; unit <= last >> shift; unit++) {
+    if ((span->released_mask >> unit) & 1)
+      return true;
+  }
+  return false;
+}
+
+void CentralList::reclaim(Span* span) {
+  // Every object on a released unit is free and off the list (see
+  // release_pages_of): put them back. Writing their links faults the
+  // pages in again, as handing them out would.
+  size_t size = class_size(cls_);
+  size_t shift = release_shift(span);
+  size_t objects = class_info(cls_).objects;
+  size_t next = 0;  // objects below this one are done
+  for (uint64_t m = span->released_mask; m != 0; m &= m - 1) {
+    size_t unit = static_cast<size_t>(__builtin_ctzll(m));
+    size_t first = (unit << shift) / size;
+    size_t last = (((unit + 1) << shift) - 1) / size;
+    if (first < next)
+      first = next;
+    for (size_t i = first; i <= last && i < objects; i++) {
+      void* obj = ptr_at<void>(span->start() + i * size);
+      *static_cast<uintptr_t*>(obj) = encode(span->free_list, obj);
+      span->free_list = obj;
+    }
+    next = last + 1;
+  }
+  stats_.released -= masked_bytes(span);
+  span->released_mask = 0;
+}
+
+size_t CentralList::release_pages_of(Span* span) {
+  const ClassInfo& ci = class_info(cls_);
+  size_t size = ci.size;
+  size_t shift = release_shift(span);
+  size_t unit_bytes = size_t{1} << shift;
+  size_t units = span->bytes() >> shift;
+  size_t handed = (span->bump - span->start()) / size;  // never beyond: bump
+
+  // Which objects are free: those on the list and those on released units.
+  ObjectBits free_objs;
+  size_t listed = 0;
+  size_t limit = ci.objects - span->allocated;  // a longer list is a cycle
+  for (void* obj = span->free_list; obj != nullptr;) {
+    if (++listed > limit)
+      fatal_pointer("malloc_trim (free list corrupted after use-after-free?)",
+                    obj);
+    free_objs.set(class_divide(cls_, addr(obj) - span->start()));
+    void* next = decode(*static_cast<uintptr_t*>(obj), obj);
+    if (next != nullptr && !handed_out(span, next))
+      fatal_pointer("malloc_trim (free list corrupted after use-after-free?)",
+                    obj);
+    obj = next;
+  }
+  uint64_t old_mask = span->released_mask;
+  for (uint64_t m = old_mask; m != 0; m &= m - 1) {
+    size_t unit = static_cast<size_t>(__builtin_ctzll(m));
+    size_t last = (((unit + 1) << shift) - 1) / size;
+    for (size_t i = (unit << shift) / size; i <= last && i < ci.objects; i++)
+      free_objs.set(i);
+  }
+
+  // A unit can go when every object on it is free and was handed out at
+  // some point (units the bump pointer has not passed stay: the objects
+  // there are not on any list, so nothing would track them).
+  uint64_t mask = old_mask;
+  for (size_t unit = 0; unit < units; unit++) {
+    size_t first = (unit << shift) / size;
+    size_t last = (((unit + 1) << shift) - 1) / size;
+    if (last >= ci.objects)
+      last = ci.objects - 1;  // the span's unused tail
+    if (first > last || last >= handed)
+      break;
+    if (free_objs.all(first, last))
+      mask |= uint64_t{1} << unit;
+  }
+  if (mask == old_mask)
+    return 0;
+
+  // Relink the free objects that stay, in address order, before the pages
+  // go: no link may live on a released page.
+  span->released_mask = mask;
+  void* head = nullptr;
+  for (size_t i = handed; i-- > 0;) {
+    if (!free_objs.test(i))
+      continue;
+    void* obj = ptr_at<void>(span->start() + i * size);
+    if (on_released_page(span, obj))
+      continue;
+    *static_cast<uintptr_t*>(obj) = encode(head, obj);
+    head = obj;
+  }
+  span->free_list = head;
+
+  size_t released = 0;
+  uint64_t fresh = mask & ~old_mask;
+  while (fresh != 0) {
+    size_t lo = static_cast<size_t>(__builtin_ctzll(fresh));
+    size_t hi = lo;
+    while (hi < 64 && ((fresh >> hi) & 1))
+      hi++;
+    if (!os::release(ptr_at<void>(span->start() + lo * unit_bytes),
+                     (hi - lo) * unit_bytes)) {
+      reclaim(span);  // refused (locked memory): keep the objects listed
+      return 0;
+    }
+    released += (hi - lo) * unit_bytes;
+    fresh &= hi < 64 ? ~((uint64_t{1} << hi) - 1) : 0;
+  }
+  stats_.released += released;
+  return released;
+}
+
+size_t CentralList::release_free_pages(uint64_t idle_ms) {
+  if (g_sys_page_shift == 0 || vg::g_annotate)
+    return 0;  // valgrind: its annotations on the links are not kept here
+  uint64_t now = idle_ms != 0 ? os::now_ms() : 0;
+  LockGuard guard(lock_);
+  size_t released = 0;
+  for (Span* span = nonempty_; span != nullptr; span = span->next) {
+    // A span looked at before and not touched since has nothing new.
+    if (span->pages_checked)
+      continue;
+    if (idle_ms != 0 && now - span->touched_ms < idle_ms)
+      continue;
+    released += release_pages_of(span);
+    span->pages_checked = true;
+  }
+  return released;
+}
+
 void* CentralList::pop(Span* span) {
   const ClassInfo& ci = class_info(cls_);
+  if (span->free_list == nullptr && span->released_mask != 0 &&
+      span->bump >= span->start() + size_t{ci.objects} * ci.size)
+    reclaim(span);
   void* obj = span->free_list;
   if (obj != nullptr) {
     vg::make_defined(obj, sizeof(uintptr_t));  // our link in a freed block
@@ -85,12 +276,16 @@ Span* CentralList::new_span() {
   span->bump = span->start();
   span->free_list = nullptr;
   span->allocated = 0;
+  span->released_mask = 0;
+  span->pages_checked = false;
+  span->touched_ms = 0;
   return span;
 }
 
 int CentralList::remove_batch(void** out, int n) {
   const ClassInfo& ci = class_info(cls_);
   int got = 0;
+  uint64_t now = os::now_ms();
   lock_.lock();
   while (got < n) {
     Span* span = nonempty_;
@@ -106,6 +301,8 @@ int CentralList::remove_batch(void** out, int n) {
     }
     while (got < n && span->allocated < ci.objects)
       out[got++] = pop(span);
+    span->touched_ms = now;  // in use: its free pages are wanted soon
+    span->pages_checked = false;
     if (span->allocated == ci.objects)
       unlink(span);
   }
@@ -119,6 +316,7 @@ void CentralList::insert_batch(void* const* objs, int n) {
   Span* empty[64];
   int num_empty = 0;
   int i = 0;
+  uint64_t now = os::now_ms();
   while (i < n) {
     lock_.lock();
     for (; i < n && num_empty < 64; i++) {
@@ -128,7 +326,8 @@ void CentralList::insert_batch(void* const* objs, int n) {
       // are cheap to see: an empty span, or the object freed last.
       if (span == nullptr || span->state != SpanState::kSmall ||
           span->size_class != cls_ || !handed_out(span, obj) ||
-          span->allocated == 0 || span->free_list == obj) {
+          span->allocated == 0 || span->free_list == obj ||
+          on_released_page(span, obj)) {
         lock_.unlock();
         fatal_pointer("free", obj);
       }
@@ -137,10 +336,14 @@ void CentralList::insert_batch(void* const* objs, int n) {
       vg::make_noaccess(obj, sizeof(uintptr_t));
       span->free_list = obj;
       span->allocated--;
+      span->touched_ms = now;
+      span->pages_checked = false;
       stats_.allocated--;
       if (span->allocated == 0) {
         if (span->on_list)
           unlink(span);
+        stats_.released -= masked_bytes(span);
+        span->released_mask = 0;  // the page heap tracks its own releases
         stats_.spans--;
         stats_.capacity -= ci.objects;
         empty[num_empty++] = span;

@@ -17,6 +17,7 @@ struct CentralStats {
   size_t spans;      // spans of this class
   size_t allocated;  // objects out of those spans (in caches or in use)
   size_t capacity;   // objects those spans can hold
+  size_t released;   // bytes of system pages inside them returned to the OS
 };
 
 /// The spans of one size class. Links inside free objects are encoded with
@@ -33,6 +34,14 @@ class CentralList {
   /// an object of this class (an invalid or double free).
   void insert_batch(void* const* objs, int n);
 
+  /// Returns to the OS the system pages of partly used spans that hold
+  /// only free objects, for malloc_trim and the decay. Their objects stay
+  /// free; a span takes them back (and faults the pages in again) once its
+  /// other free objects are used up. Only spans nothing was freed into for
+  /// idle_ms are looked at (all of them when idle_ms is 0). Returns bytes
+  /// released.
+  size_t release_free_pages(uint64_t idle_ms = 0);
+
   CentralStats stats();
 
   Lock& lock() { return lock_; }
@@ -41,6 +50,9 @@ class CentralList {
   void link(Span* span);
   void unlink(Span* span);
   void* pop(Span* span);
+  size_t release_pages_of(Span* span);
+  void reclaim(Span* span);
+  bool on_released_page(const Span* span, const void* p) const;
 
   /// True when p is the start of an object of span that was handed out
   /// at some point (below the bump pointer). Central lock held.
@@ -57,6 +69,11 @@ extern CentralList g_central[kNumClasses];
 
 /// Sets the secret that encodes free-list links. Called once at init.
 void set_free_list_secret(uintptr_t secret);
+
+/// Sets the system page size that release_free_pages() works in: a power
+/// of two below kPageSize, so that a span has at most 64 system pages; any
+/// other value (or 0) turns those releases off. Called once at init.
+void set_system_page_size(size_t bytes);
 
 }  // namespace rs
 

@@ -342,12 +342,7 @@ size_t PageHeap::release_span(Span* s) {
   // Where huge pages back the heap (RSMALLOC_THP=always, or the system's
   // THP setting is "always"), only whole huge pages go back: releasing part
   // of one would leave it split and half used, its memory still held.
-  bool huge = g_config.thp == ThpSetting::kAlways;
-  if (g_config.thp == ThpSetting::kAuto) {
-    if (system_thp_ < 0)
-      system_thp_ = os::thp_always() ? 1 : 0;
-    huge = system_thp_ != 0;
-  }
+  bool huge = huge_backed_locked();
   uintptr_t lo = s->start(), hi = s->end();
   if (huge) {
     lo = align_up(lo, kHugePageSize);
@@ -368,6 +363,20 @@ size_t PageHeap::release_span(Span* s) {
   stats_.released_bytes += newly;
   s->released_pages = pages;
   return newly;
+}
+
+bool PageHeap::huge_backed_locked() {
+  if (g_config.thp == ThpSetting::kAuto) {
+    if (system_thp_ < 0)
+      system_thp_ = os::thp_always() ? 1 : 0;
+    return system_thp_ != 0;
+  }
+  return g_config.thp == ThpSetting::kAlways;
+}
+
+bool PageHeap::huge_backed() {
+  LockGuard guard(lock_);
+  return huge_backed_locked();
 }
 
 size_t PageHeap::trim_locked(size_t keep_bytes) {

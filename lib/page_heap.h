@@ -70,6 +70,11 @@ class PageHeap {
   /// OS refuses a mapping, e.g. under RLIMIT_AS). Returns bytes unmapped.
   size_t unmap_free();
 
+  /// True when huge pages back the heap (RSMALLOC_THP=always, or auto and
+  /// the system's THP setting is "always"): releases then go in whole huge
+  /// pages only.
+  bool huge_backed();
+
   PageHeapStats stats();
 
   Lock& lock() { return lock_; }
@@ -91,6 +96,7 @@ class PageHeap {
   size_t unmap_free_locked();
   size_t trim_locked(size_t keep_bytes);
   size_t release_span(Span* span);
+  bool huge_backed_locked();
 
   Lock lock_;
   Span* free_[kExactLists + 1];  // free spans by length; [0]: longer ones

@@ -42,5 +42,16 @@ static_assert(classes_sorted_and_aligned(), "size classes out of order");
 static_assert(waste_bounded(), "a size class wastes more than 12.5%");
 static_assert(spans_fit(), "a span wastes more than 12.5%");
 
+constexpr bool objects_fit_bitmap() {
+  // central_list.cc keeps one bit per object of a span on the stack.
+  for (size_t c = 1; c < kNumClasses; c++) {
+    if (kClassTable.info[c].objects > kPageSize / kMinAlign)
+      return false;
+  }
+  return true;
+}
+
+static_assert(objects_fit_bitmap(), "a span holds too many objects");
+
 }  // namespace
 }  // namespace rs

@@ -27,6 +27,10 @@ struct Span {
   uint16_t size_class;   // kSmall: its class; 0 otherwise
   SpanState state;       // what the span is (page heap lock)
   bool on_list;          // kSmall: on the central list's nonempty list
+  bool pages_checked;    // kSmall: no free page found since last touched
+  uint64_t touched_ms;   // kSmall: when objects last moved in or out
+  uint64_t released_mask;  // kSmall: system pages returned to the OS; every
+                           // object on them is free and off the free list
   uint64_t free_since_ms;  // kFree: when it was freed, for decay
   size_t released_pages;   // kFree: pages already returned to the OS (0 or all)
   size_t mapped_bytes;     // kMapped: length of the mapping

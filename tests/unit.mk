@@ -11,6 +11,7 @@ RS_UNIT_TESTS = \
 	tests/unit/test_page_map \
 	tests/unit/test_page_heap \
 	tests/unit/test_central_list \
+	tests/unit/test_span_release \
 	tests/unit/test_large \
 	tests/unit/test_cpu_cache
 
@@ -50,6 +51,12 @@ tests_unit_test_central_list_SOURCES = tests/unit/test_central_list.cc
 tests_unit_test_central_list_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
 tests_unit_test_central_list_LDADD = $(RS_UNIT_LDADD)
 TESTS += tests/unit/test_central_list
+
+check_PROGRAMS += tests/unit/test_span_release
+tests_unit_test_span_release_SOURCES = tests/unit/test_span_release.cc
+tests_unit_test_span_release_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
+tests_unit_test_span_release_LDADD = $(RS_UNIT_LDADD)
+TESTS += tests/unit/test_span_release
 
 check_PROGRAMS += tests/unit/test_large
 tests_unit_test_large_SOURCES = tests/unit/test_large.cc

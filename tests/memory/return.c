@@ -2,7 +2,10 @@
 /* Giving memory back: 1 GiB of small objects allocated across threads and
  * freed, then RSS is read from /proc/self/statm after malloc_trim(0)
  * ("trim") or after light allocation activity for twice the decay time
- * ("decay"). Also checks rsmalloc_stats_json's in-use figure ("stats"). */
+ * ("decay"). "scattered-trim" and "scattered-decay" keep one object in 8
+ * alive, so that every span stays in use and only the free system pages
+ * inside spans can go back. Also checks rsmalloc_stats_json's in-use figure
+ * ("stats") and calloc ("calloc"). */
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -138,6 +141,56 @@ static int calloc_check(void) {
   return bad != 0 || q == NULL || grew > (long)(n / 4);
 }
 
+/* Light activity for twice the decay time that reaches a slow path: a few
+ * small and one mid-size block every 20 ms. */
+static void light_activity(long decay) {
+  for (long waited = 0; waited < 2 * decay; waited += 20) {
+    free(malloc(64));
+    free(malloc(4000));
+    free(malloc(300000));
+    sleep_ms(20);
+  }
+}
+
+/* 64 MiB of 4000-byte blocks (32 KiB spans of 8), all but every 8th freed:
+ * no span empties, yet 7 pages in 8 hold only free objects. */
+static int scattered_check(const char* mode, long decay) {
+  enum { N = (64 << 20) / 4000 };
+
+  static char* blocks[N];
+  long base = rss_bytes();
+  for (int i = 0; i < N; i++) {
+    blocks[i] = malloc(4000);
+    if (blocks[i] == NULL)
+      return fprintf(stderr, "out of memory\n"), 1;
+    memset(blocks[i], i & 0xff, 4000);
+  }
+  long peak = rss_bytes() - base;
+  for (int i = 0; i < N; i++) {
+    if (i % 8 != 0)
+      free(blocks[i]);
+  }
+  long after_free = rss_bytes() - base;
+  if (strcmp(mode, "scattered-trim") == 0)
+    malloc_trim(0);
+  else
+    light_activity(decay);
+  long end = rss_bytes() - base;
+  int bad = 0;
+  for (int i = 0; i < N; i += 8) {
+    bad |=
+        blocks[i][0] != (char)(i & 0xff) || blocks[i][3999] != (char)(i & 0xff);
+    free(blocks[i]);
+  }
+  double percent = 100.0 * (double)end / (double)peak;
+  printf(
+      "%s: heap peak %ld MiB, after free %ld MiB, at the end %ld MiB "
+      "(%.1f%% of peak)%s\n",
+      mode, peak >> 20, after_free >> 20, end >> 20, percent,
+      bad ? "; KEPT BLOCKS CHANGED" : "");
+  return bad || percent > 25.0;
+}
+
 int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "trim";
   if (strcmp(mode, "stats") == 0)
@@ -146,6 +199,8 @@ int main(int argc, char** argv) {
     return calloc_check();
   long decay =
       getenv("RSMALLOC_DECAY_MS") ? atol(getenv("RSMALLOC_DECAY_MS")) : 250;
+  if (strncmp(mode, "scattered", 9) == 0)
+    return scattered_check(mode, decay);
   if (run(allocate, 0) != 0)
     return fprintf(stderr, "out of memory\n"), 1;
   long peak = rss_bytes();
@@ -157,14 +212,7 @@ int main(int argc, char** argv) {
     malloc_trim(0);
     end = rss_bytes();
   } else {
-    /* Light activity for twice the decay time: a few small and one
-     * mid-size block every 20 ms. */
-    for (long waited = 0; waited < 2 * decay; waited += 20) {
-      free(malloc(64));
-      free(malloc(4000));
-      free(malloc(300000));
-      sleep_ms(20);
-    }
+    light_activity(decay);
     end = rss_bytes();
   }
   double percent = 100.0 * (double)end / (double)peak;
