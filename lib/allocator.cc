@@ -260,6 +260,18 @@ void* allocate_class(size_t cls) {
   return p != nullptr ? p : fail_enomem();
 }
 
+/// For calloc of the classes a CPU cache refills one object at a time
+/// (16 KiB and up): a miss takes the object from its span directly, where
+/// it is known whether it was ever written.
+void* allocate_class_zeroed(size_t cls, bool* zeroed) {
+  void* p = g_cpu_cache.pop(cls);
+  if (p != nullptr)
+    return p;
+  p = g_central[cls].remove_one(zeroed);
+  maybe_release_span_pages();
+  return p != nullptr ? p : fail_enomem();
+}
+
 void* allocate_large(size_t n, size_t align, bool* zeroed) {
   if (n > PTRDIFF_MAX)
     return fail_enomem();
@@ -427,8 +439,14 @@ void* allocate_zeroed(size_t n) {
   if (g_disabled)
     return __libc_calloc(1, n);
   bool zeroed = false;
-  void* p = n <= kMaxSmallSize ? raw_allocate(n)
-                               : allocate_large(n, kPageSize, &zeroed);
+  void* p;
+  if (n > kMaxSmallSize) {
+    p = allocate_large(n, kPageSize, &zeroed);
+  } else if (class_info(size_class_of(n)).batch == 1 && !g_valgrind) {
+    p = allocate_class_zeroed(size_class_of(n), &zeroed);
+  } else {
+    p = raw_allocate(n);
+  }
   if (RS_UNLIKELY(g_valgrind))
     vg_new(p, n, true);  // before the memset, which memcheck must allow
   if (p != nullptr && !zeroed)

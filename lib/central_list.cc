@@ -270,9 +270,12 @@ void* CentralList::pop(Span* span) {
 
 Span* CentralList::new_span() {
   const ClassInfo& ci = class_info(cls_);
-  Span* span = g_page_heap.allocate(ci.span_pages, SpanState::kSmall, cls_);
+  bool zeroed = false;
+  Span* span =
+      g_page_heap.allocate(ci.span_pages, SpanState::kSmall, cls_, 1, &zeroed);
   if (span == nullptr)
     return nullptr;
+  span->bump_zeroed = zeroed;
   span->bump = span->start();
   span->free_list = nullptr;
   span->allocated = 0;
@@ -282,23 +285,32 @@ Span* CentralList::new_span() {
   return span;
 }
 
+Span* CentralList::nonempty_span() {
+  // Central lock held; dropped while the page heap makes a new span.
+  Span* span = nonempty_;
+  if (span != nullptr)
+    return span;
+  lock_.unlock();  // never hold a central lock while taking the heap's
+  span = new_span();
+  lock_.lock();
+  if (span == nullptr)
+    return nullptr;
+  const ClassInfo& ci = class_info(cls_);
+  link(span);
+  stats_.spans++;
+  stats_.capacity += ci.objects;
+  return span;
+}
+
 int CentralList::remove_batch(void** out, int n) {
   const ClassInfo& ci = class_info(cls_);
   int got = 0;
   uint64_t now = os::now_ms();
   lock_.lock();
   while (got < n) {
-    Span* span = nonempty_;
-    if (span == nullptr) {
-      lock_.unlock();  // never hold a central lock while taking the heap's
-      span = new_span();
-      lock_.lock();
-      if (span == nullptr)
-        break;
-      link(span);
-      stats_.spans++;
-      stats_.capacity += ci.objects;
-    }
+    Span* span = nonempty_span();
+    if (span == nullptr)
+      break;
     while (got < n && span->allocated < ci.objects)
       out[got++] = pop(span);
     span->touched_ms = now;  // in use: its free pages are wanted soon
@@ -309,6 +321,22 @@ int CentralList::remove_batch(void** out, int n) {
   stats_.allocated += static_cast<size_t>(got);
   lock_.unlock();
   return got;
+}
+
+void* CentralList::remove_one(bool* zeroed) {
+  const ClassInfo& ci = class_info(cls_);
+  LockGuard guard(lock_);
+  Span* span = nonempty_span();
+  if (span == nullptr)
+    return nullptr;
+  *zeroed = span->free_list == nullptr && span->bump_zeroed &&
+            span->bump < span->start() + size_t{ci.objects} * ci.size;
+  void* obj = pop(span);
+  span->pages_checked = false;
+  if (span->allocated == ci.objects)
+    unlink(span);
+  stats_.allocated++;
+  return obj;
 }
 
 void CentralList::insert_batch(void* const* objs, int n) {

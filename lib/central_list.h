@@ -30,6 +30,11 @@ class CentralList {
   /// Moves up to n objects into out; returns how many (0: out of memory).
   int remove_batch(void** out, int n);
 
+  /// One object, for calloc; *zeroed tells whether it reads as zeros (never
+  /// handed out, in a span whose pages were fresh from the OS or returned
+  /// to it). nullptr when out of memory.
+  void* remove_one(bool* zeroed);
+
   /// Takes back n objects of this class; aborts on a pointer that is not
   /// an object of this class (an invalid or double free).
   void insert_batch(void* const* objs, int n);
@@ -58,6 +63,7 @@ class CentralList {
   /// at some point (below the bump pointer). Central lock held.
   bool handed_out(const Span* span, const void* p) const;
   Span* new_span();
+  Span* nonempty_span();
 
   RS_CACHELINE_ALIGNED Lock lock_;
   uint8_t cls_;         // the size class

@@ -28,6 +28,7 @@ struct Span {
   SpanState state;       // what the span is (page heap lock)
   bool on_list;          // kSmall: on the central list's nonempty list
   bool pages_checked;    // kSmall: no free page found since last touched
+  bool bump_zeroed;      // kSmall: objects past the bump pointer read as 0
   uint64_t touched_ms;   // kSmall: when objects last moved in or out
   uint64_t released_mask;  // kSmall: system pages returned to the OS; every
                            // object on them is free and off the free list

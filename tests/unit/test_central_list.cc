@@ -216,6 +216,35 @@ START_TEST(freed_objects_are_reused) {
 
 END_TEST
 
+START_TEST(remove_one_knows_untouched_objects) {
+  const size_t cls = rs::size_class_of(64 * 1024);
+  const rs::ClassInfo& ci = class_info(cls);
+  // A fresh span: every object past the bump pointer reads as zeros.
+  std::vector<void*> objs;
+  for (size_t i = 0; i < ci.objects; i++) {
+    bool zeroed = false;
+    void* p = g_central[cls].remove_one(&zeroed);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_msg(zeroed, "object %zu of a fresh span not known as zero", i);
+    const unsigned char* c = static_cast<const unsigned char*>(p);
+    for (size_t k = 0; k < ci.size; k += 64)
+      ck_assert_uint_eq(c[k], 0);
+    memset(p, 0xab, ci.size);
+    objs.push_back(p);
+  }
+  check_objects(cls, objs);
+  // A freed object comes back dirty, and is not called zeroed.
+  give(cls, {objs[1]}, 1);
+  bool zeroed = true;
+  ck_assert_ptr_eq(g_central[cls].remove_one(&zeroed), objs[1]);
+  ck_assert(!zeroed);
+  ck_assert_uint_eq(g_central[cls].stats().allocated, ci.objects);
+  give(cls, objs, ci.batch);
+  ck_assert_uint_eq(g_central[cls].stats().spans, 0);
+}
+
+END_TEST
+
 // --- misuse: each of these must abort
 
 namespace {
@@ -450,6 +479,7 @@ int main(void) {
   tcase_add_test(tc, insert_returns_spans_to_the_heap);
   tcase_add_test(tc, many_spans_emptied_by_one_insert);
   tcase_add_test(tc, freed_objects_are_reused);
+  tcase_add_test(tc, remove_one_knows_untouched_objects);
   suite_add_tcase(s, tc);
   tc = tcase_create("use_after_free");
   tcase_add_checked_fixture(tc, setup, nullptr);

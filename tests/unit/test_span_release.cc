@@ -10,11 +10,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <vector>
 
 #include <sys/mman.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #include "../check_main.h"
 #include "central_list.h"
@@ -52,10 +52,9 @@ std::vector<void*> take(size_t cls, size_t n) {
   std::vector<void*> out(n);
   size_t got = 0;
   while (got < n) {
-    int want = static_cast<int>(std::min<size_t>(class_info(cls).batch,
-                                                 n - got));
-    ck_assert_int_eq(g_central[cls].remove_batch(out.data() + got, want),
-                     want);
+    int want =
+        static_cast<int>(std::min<size_t>(class_info(cls).batch, n - got));
+    ck_assert_int_eq(g_central[cls].remove_batch(out.data() + got, want), want);
     got += static_cast<size_t>(want);
   }
   return out;
@@ -90,8 +89,8 @@ void check_filled(const std::vector<void*>& objs, size_t size) {
   for (size_t i = 0; i < objs.size(); i++) {
     const unsigned char* c = static_cast<const unsigned char*>(objs[i]);
     for (size_t k = 0; k < size; k++) {
-      ck_assert_msg(c[k] == mark(i), "object %zu byte %zu changed to %#x", i,
-                    k, c[k]);
+      ck_assert_msg(c[k] == mark(i), "object %zu byte %zu changed to %#x", i, k,
+                    c[k]);
     }
   }
 }
