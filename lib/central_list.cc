@@ -15,6 +15,7 @@ namespace {
 
 uintptr_t g_secret;
 size_t g_sys_page_shift;  // 0: no releases inside spans in use
+bool g_release_refused;   // madvise failed (locked memory): stop asking
 
 /// A free object's link as stored in its first word.
 uintptr_t encode(void* next, void* at) {
@@ -219,6 +220,7 @@ size_t CentralList::release_pages_of(Span* span) {
     if (!os::release(ptr_at<void>(span->start() + lo * unit_bytes),
                      (hi - lo) * unit_bytes)) {
       reclaim(span);  // refused (locked memory): keep the objects listed
+      g_release_refused = true;
       return 0;
     }
     released += (hi - lo) * unit_bytes;
@@ -229,7 +231,7 @@ size_t CentralList::release_pages_of(Span* span) {
 }
 
 size_t CentralList::release_free_pages(uint64_t idle_ms) {
-  if (g_sys_page_shift == 0 || vg::g_annotate)
+  if (g_sys_page_shift == 0 || vg::g_annotate || g_release_refused)
     return 0;  // valgrind: its annotations on the links are not kept here
   uint64_t now = idle_ms != 0 ? os::now_ms() : 0;
   LockGuard guard(lock_);

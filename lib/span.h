@@ -24,12 +24,13 @@ struct Span {
   void* free_list;       // kSmall: freed objects, links encoded (central lock)
   uintptr_t bump;        // kSmall: next never-used object address (central)
   uint32_t allocated;    // kSmall: objects out of the span (central lock)
-  uint16_t size_class;   // kSmall: its class; 0 otherwise
+  uint8_t size_class;    // kSmall: its class; 0 otherwise
   SpanState state;       // what the span is (page heap lock)
-  bool on_list;          // kSmall: on the central list's nonempty list
-  bool pages_checked;    // kSmall: no free page found since last touched
-  bool bump_zeroed;      // kSmall: objects past the bump pointer read as 0
-  uint64_t touched_ms;   // kSmall: when objects last moved in or out
+  // kSmall, central lock:
+  bool on_list : 1;        // on the central list's nonempty list
+  bool pages_checked : 1;  // no free page found since last touched
+  bool bump_zeroed : 1;    // objects past the bump pointer read as zeros
+  uint64_t touched_ms;     // kSmall: when objects last moved in or out
   uint64_t released_mask;  // kSmall: system pages returned to the OS; every
                            // object on them is free and off the free list
   uint64_t free_since_ms;  // kFree: when it was freed, for decay
@@ -42,6 +43,8 @@ struct Span {
 
   uintptr_t end() const { return start() + bytes(); }
 };
+
+static_assert(sizeof(Span) == 96, "span descriptors grew");
 
 }  // namespace rs
 

@@ -30,6 +30,7 @@ void format_stats_text(Log& log, const Stats& s, const char* cache_mode) {
   line(log, "free in page heap:       ", s.heap_free_bytes);
   line(log, "metadata:                ", s.metadata_bytes);
   line(log, "returned to the OS:      ", s.released_bytes);
+  line(log, "  inside spans in use:   ", s.span_released_bytes);
   line(log, "mapped from the OS:      ", s.mapped_bytes);
   log.str(
       "rsmalloc:   resident estimate = in use + cached + free in lists "
@@ -59,6 +60,7 @@ void format_stats_json(Log& log, const Stats& s, const char* cache_mode) {
   field(log, "central_free_bytes", s.central_free_bytes);
   field(log, "heap_free_bytes", s.heap_free_bytes);
   field(log, "released_bytes", s.released_bytes);
+  field(log, "span_released_bytes", s.span_released_bytes);
   field(log, "metadata_bytes", s.metadata_bytes);
   field(log, "mapped_bytes", s.mapped_bytes);
   field(log, "mapped_large_count", s.mapped_large_count);
