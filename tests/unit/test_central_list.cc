@@ -227,8 +227,10 @@ START_TEST(remove_one_knows_untouched_objects) {
     ck_assert_ptr_nonnull(p);
     ck_assert_msg(zeroed, "object %zu of a fresh span not known as zero", i);
     const unsigned char* c = static_cast<const unsigned char*>(p);
-    for (size_t k = 0; k < ci.size; k += 64)
-      ck_assert_uint_eq(c[k], 0);
+    unsigned char any = 0;
+    for (size_t k = 0; k < ci.size; k++)
+      any |= c[k];
+    ck_assert_uint_eq(any, 0);
     memset(p, 0xab, ci.size);
     objs.push_back(p);
   }
