@@ -230,13 +230,14 @@ size_t CentralList::release_pages_of(Span* span) {
   return released;
 }
 
-size_t CentralList::release_free_pages(uint64_t idle_ms) {
+size_t CentralList::release_free_pages(uint64_t idle_ms, size_t* budget) {
   if (g_sys_page_shift == 0 || vg::g_annotate || g_release_refused)
     return 0;  // valgrind: its annotations on the links are not kept here
   uint64_t now = idle_ms != 0 ? os::now_ms() : 0;
   LockGuard guard(lock_);
   size_t released = 0;
-  for (Span* span = nonempty_; span != nullptr; span = span->next) {
+  for (Span* span = nonempty_; span != nullptr && *budget > 0;
+       span = span->next) {
     // A span looked at before and not touched since has nothing new.
     if (span->pages_checked)
       continue;
@@ -244,6 +245,7 @@ size_t CentralList::release_free_pages(uint64_t idle_ms) {
       continue;
     released += release_pages_of(span);
     span->pages_checked = true;
+    --*budget;
   }
   return released;
 }

@@ -42,10 +42,17 @@ class CentralList {
   /// Returns to the OS the system pages of partly used spans that hold
   /// only free objects, for malloc_trim and the decay. Their objects stay
   /// free; a span takes them back (and faults the pages in again) once its
-  /// other free objects are used up. Only spans nothing was freed into for
-  /// idle_ms are looked at (all of them when idle_ms is 0). Returns bytes
-  /// released.
-  size_t release_free_pages(uint64_t idle_ms = 0);
+  /// other free objects are used up. Only spans nothing moved in or out of
+  /// for idle_ms are looked at (all of them when idle_ms is 0), and at most
+  /// *budget of them (each look walks the span's free list); *budget is
+  /// decreased by the spans looked at. Returns bytes released.
+  size_t release_free_pages(uint64_t idle_ms, size_t* budget);
+
+  /// All of them, for malloc_trim.
+  size_t release_free_pages() {
+    size_t all = SIZE_MAX;
+    return release_free_pages(0, &all);
+  }
 
   CentralStats stats();
 

@@ -214,6 +214,37 @@ START_TEST(released_pages_count_once_across_calls) {
 
 END_TEST
 
+START_TEST(budget_and_idle_time_limit_a_pass) {
+  // Three spans of 4 KiB objects, each with all but its first object free.
+  const size_t cls = class_at_least(4096);
+  const rs::ClassInfo& ci = class_info(cls);
+  std::vector<void*> objs = take(cls, 3 * ci.objects);
+  std::vector<void*> kept, freed;
+  for (size_t i = 0; i < objs.size(); i++)
+    (i % ci.objects == 0 ? kept : freed).push_back(objs[i]);
+  give(cls, freed);
+  size_t per_span = (ci.objects - 1) * ci.size;
+  // Nothing is a minute old yet.
+  size_t budget = 10;
+  ck_assert_uint_eq(g_central[cls].release_free_pages(60000, &budget), 0);
+  ck_assert_uint_eq(budget, 10);
+  // One span per unit of budget; the next call goes on with the others.
+  budget = 1;
+  ck_assert_uint_eq(g_central[cls].release_free_pages(0, &budget), per_span);
+  ck_assert_uint_eq(budget, 0);
+  budget = 5;
+  ck_assert_uint_eq(g_central[cls].release_free_pages(0, &budget),
+                    2 * per_span);
+  ck_assert_uint_eq(budget, 3);
+  // Looked at and untouched since: not looked at again.
+  ck_assert_uint_eq(g_central[cls].release_free_pages(0, &budget), 0);
+  ck_assert_uint_eq(budget, 3);
+  give(cls, kept);
+  ck_assert_uint_eq(g_central[cls].stats().spans, 0);
+}
+
+END_TEST
+
 START_TEST(double_free_on_a_released_page_aborts) {
   const size_t cls = class_at_least(4096);
   const rs::ClassInfo& ci = class_info(cls);
@@ -244,6 +275,7 @@ int main(void) {
   tcase_add_test(tc, free_page_of_a_used_span_goes_back);
   tcase_add_loop_test(tc, random_frees_conserve_objects, 0, 4);
   tcase_add_test(tc, released_pages_count_once_across_calls);
+  tcase_add_test(tc, budget_and_idle_time_limit_a_pass);
   suite_add_tcase(s, tc);
   tc = tcase_create("misuse");
   tcase_add_checked_fixture(tc, setup, nullptr);
