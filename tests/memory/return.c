@@ -116,43 +116,43 @@ static int stats_check(void) {
   return delta < usable - slack || delta > usable + slack;
 }
 
-/* The same for small objects of 64 KiB (size classes of 16 KiB and up):
- * 200 of them from fresh spans grow RSS by much less than their size; freed
- * dirty and taken again, they read as zeros. */
-static int calloc_small_check(void) {
-  enum { N = 200, SIZE = 64 << 10 };
+/* The same for small objects of a page or more (4 KiB, 64 KiB): 200 of
+ * them from fresh spans grow RSS by much less than their size; freed dirty
+ * and taken again, they read as zeros. */
+static int calloc_small_check(size_t size) {
+  enum { N = 200 };
 
   static unsigned char* blocks[N];
   malloc_trim(0);
   long before = rss_bytes();
   for (int i = 0; i < N; i++) {
-    blocks[i] = calloc(1, SIZE);
+    blocks[i] = calloc(1, size);
     if (blocks[i] == NULL)
       return fprintf(stderr, "calloc failed\n"), 1;
   }
   long grew = rss_bytes() - before;
   int bad = 0;
   for (int i = 0; i < N; i++) {
-    for (size_t k = 0; k < SIZE; k += 512)
+    for (size_t k = 0; k < size; k += 512)
       bad |= blocks[i][k];
-    memset(blocks[i], 0xee, SIZE);
+    memset(blocks[i], 0xee, size);
   }
   for (int round = 0; round < 2; round++) {
     for (int i = 0; i < N; i++)
       free(blocks[i]);
     for (int i = 0; i < N; i++) {
-      blocks[i] = calloc(1, SIZE);
-      for (size_t k = 0; blocks[i] != NULL && k < SIZE; k++)
+      blocks[i] = calloc(1, size);
+      for (size_t k = 0; blocks[i] != NULL && k < size; k++)
         bad |= blocks[i][k];
       if (blocks[i] != NULL)
-        memset(blocks[i], 0xee, SIZE);
+        memset(blocks[i], 0xee, size);
     }
   }
   for (int i = 0; i < N; i++)
     free(blocks[i]);
-  printf("calloc of %d blocks of %d KiB grew RSS by %ld KiB%s\n", N, SIZE >> 10,
-         grew >> 10, bad ? "; NOT ZEROED" : "");
-  return bad != 0 || grew > (long)N * SIZE / 4;
+  printf("calloc of %d blocks of %zu KiB grew RSS by %ld KiB%s\n", N,
+         size >> 10, grew >> 10, bad ? "; NOT ZEROED" : "");
+  return bad != 0 || grew > (long)(N * size / 4);
 }
 
 /* calloc of memory just returned to the OS (or fresh from it) skips the
@@ -177,7 +177,8 @@ static int calloc_check(void) {
   free(q);
   printf("calloc of %zu KiB after a trim grew RSS by %ld KiB%s\n", n >> 10,
          grew >> 10, bad ? "; NOT ZEROED" : "");
-  return bad != 0 || q == NULL || grew > (long)(n / 4) || calloc_small_check();
+  return bad != 0 || q == NULL || grew > (long)(n / 4) ||
+         calloc_small_check(4096) || calloc_small_check(64 << 10);
 }
 
 /* Light activity for twice the decay time that reaches a slow path: a few
