@@ -23,8 +23,9 @@ constexpr size_t kMaxHeapAlign = 1024 * 1024;
 class MappingCache {
  public:
   /// A cached mapping resized to `bytes` (page-aligned): the smallest that
-  /// is long enough, its tail unmapped, or else the longest, grown with
-  /// mremap; its pages stay resident either way. nullptr if none.
+  /// is long enough, its tail kept in the cache (or unmapped when the cache
+  /// is full), or else the longest, grown with mremap; its pages stay
+  /// resident either way. nullptr if none.
   void* take(size_t bytes) {
     Entry e;
     {
@@ -49,7 +50,12 @@ class MappingCache {
       entries_[best] = entries_[--count_];
     }
     if (e.bytes > bytes) {
-      os::unmap(static_cast<char*>(e.start) + bytes, e.bytes - bytes);
+      // The tail is a mapping of its own from now on (bytes is a multiple
+      // of rsmalloc's page, so it stays aligned), still resident: the next
+      // big block may fit in it.
+      void* tail = static_cast<char*>(e.start) + bytes;
+      if (!keep(tail, e.bytes - bytes, e.since_ms))
+        os::unmap(tail, e.bytes - bytes);
       return e.start;
     }
     if (e.bytes == bytes)
@@ -65,14 +71,9 @@ class MappingCache {
 
   /// Keeps a freed mapping; false when it does not fit (the caller unmaps).
   bool put(void* start, size_t bytes) {
-    expire(os::now_ms(), g_config.decay_ms);
-    LockGuard guard(lock_);
-    if (count_ == kSlots || bytes_ + bytes > kMaxBytes ||
-        g_config.decay_ms == 0)
-      return false;
-    entries_[count_++] = {start, bytes, os::now_ms()};
-    bytes_ += bytes;
-    return true;
+    uint64_t now = os::now_ms();
+    expire(now, g_config.decay_ms);
+    return keep(start, bytes, now);
   }
 
   /// Unmaps entries cached for at least age_ms (all for 0). Returns bytes.
@@ -104,6 +105,16 @@ class MappingCache {
   Lock& lock() { return lock_; }
 
  private:
+  bool keep(void* start, size_t bytes, uint64_t since_ms) {
+    LockGuard guard(lock_);
+    if (count_ == kSlots || bytes_ + bytes > kMaxBytes ||
+        g_config.decay_ms == 0)
+      return false;
+    entries_[count_++] = {start, bytes, since_ms};
+    bytes_ += bytes;
+    return true;
+  }
+
   static constexpr int kSlots = 8;
   static constexpr size_t kMaxBytes = 256u << 20;
 

@@ -180,10 +180,39 @@ START_TEST(freed_mappings_are_reused) {
     memset(p, 0x5a, n);  // every page writable
     ck_assert_ptr_eq(g_page_map.span_of(p + n - 1), s);
     rs::large_free(s, p);
-    ck_assert_uint_eq(rs::large_cached_bytes(), n);
   }
-  ck_assert_uint_eq(rs::large_trim_mappings(0), 8 * kMiB);
+  // 8 MiB freed; 6 taken from it (its 2 MiB tail kept); 6 freed; 12 grown
+  // from the 6; 12 freed; 8 taken from it (4 MiB tail kept); 8 freed.
+  ck_assert_uint_eq(rs::large_cached_bytes(), 14 * kMiB);
+  ck_assert_uint_eq(rs::large_trim_mappings(0), 14 * kMiB);
   ck_assert_uint_eq(rs::large_cached_bytes(), 0);
+}
+
+END_TEST
+
+/// Taking a smaller block from a cached mapping keeps the rest, resident,
+/// for the next one.
+START_TEST(cached_mapping_tail_is_reused) {
+  rs::g_config.decay_ms = 10000;
+  bool zeroed = true;
+  char* big = static_cast<char*>(must_allocate(12 * kMiB, kPageSize, &zeroed));
+  memset(big, 0x5a, 12 * kMiB);
+  rs::large_free(span_of(big), big);
+  char* a = static_cast<char*>(must_allocate(5 * kMiB, kPageSize, &zeroed));
+  ck_assert_ptr_eq(a, big);
+  ck_assert(!zeroed);
+  ck_assert_uint_eq(rs::large_cached_bytes(), 7 * kMiB);
+  char* b = static_cast<char*>(must_allocate(6 * kMiB, kPageSize, &zeroed));
+  ck_assert_ptr_eq(b, big + 5 * kMiB);  // the tail, still resident
+  ck_assert(!zeroed);
+  ck_assert_uint_eq(static_cast<unsigned char>(b[0]), 0x5a);
+  Span* s = span_of(b);
+  ck_assert_uint_eq(rs::large_usable_size(s), 6 * kMiB);
+  ck_assert_ptr_eq(g_page_map.span_of(b + 6 * kMiB - 1), s);
+  ck_assert_uint_eq(rs::large_cached_bytes(), 1 * kMiB);
+  rs::large_free(s, b);
+  rs::large_free(span_of(a), a);
+  ck_assert_uint_eq(rs::large_trim_mappings(0), 12 * kMiB);
 }
 
 END_TEST
@@ -438,6 +467,7 @@ int main(void) {
   tcase_add_test(tc, below_threshold_uses_heap_spans);
   tcase_add_test(tc, at_and_above_threshold_uses_own_mappings);
   tcase_add_test(tc, freed_mappings_are_reused);
+  tcase_add_test(tc, cached_mapping_tail_is_reused);
   tcase_add_test(tc, threshold_is_adjustable);
   tcase_add_test(tc, alignment);
   tcase_add_test(tc, impossible_sizes_return_null);
