@@ -67,6 +67,18 @@ void give(size_t cls, const std::vector<void*>& objs) {
   }
 }
 
+/// Fills `spans` spans of class cls and frees every object but the first of
+/// each; returns the kept ones.
+std::vector<void*> keep_first_of_each_span(size_t cls, size_t spans) {
+  size_t per_span = class_info(cls).objects;
+  std::vector<void*> objs = take(cls, spans * per_span);
+  std::vector<void*> kept, freed;
+  for (size_t i = 0; i < objs.size(); i++)
+    (i % per_span == 0 ? kept : freed).push_back(objs[i]);
+  give(cls, freed);
+  return kept;
+}
+
 /// Whether the system page holding p is resident.
 bool resident(const void* p) {
   unsigned char vec = 0;
@@ -218,11 +230,7 @@ START_TEST(budget_and_idle_time_limit_a_pass) {
   // Three spans of 4 KiB objects, each with all but its first object free.
   const size_t cls = class_at_least(4096);
   const rs::ClassInfo& ci = class_info(cls);
-  std::vector<void*> objs = take(cls, 3 * ci.objects);
-  std::vector<void*> kept, freed;
-  for (size_t i = 0; i < objs.size(); i++)
-    (i % ci.objects == 0 ? kept : freed).push_back(objs[i]);
-  give(cls, freed);
+  std::vector<void*> kept = keep_first_of_each_span(cls, 3);
   size_t per_span = (ci.objects - 1) * ci.size;
   // Nothing is a minute old yet.
   size_t budget = 10;
@@ -247,22 +255,20 @@ END_TEST
 
 START_TEST(double_free_on_a_released_page_aborts) {
   const size_t cls = class_at_least(4096);
-  const rs::ClassInfo& ci = class_info(cls);
-  std::vector<void*> objs = take(cls, ci.objects);
-  give(cls, {objs.begin() + 1, objs.end()});
+  std::vector<void*> kept = keep_first_of_each_span(cls, 1);
   ck_assert_uint_gt(g_central[cls].release_free_pages(), 0);
-  g_central[cls].insert_batch(&objs[3], 1);  // freed already: must abort
+  void* freed = rs::ptr_at<void>(rs::addr(kept[0]) + 3 * rs::class_size(cls));
+  g_central[cls].insert_batch(&freed, 1);  // freed already: must abort
 }
 
 END_TEST
 
 START_TEST(use_after_free_write_caught_by_release) {
   const size_t cls = class_at_least(64);
-  const rs::ClassInfo& ci = class_info(cls);
-  std::vector<void*> objs = take(cls, ci.objects);
-  give(cls, {objs.begin() + 1, objs.end()});
-  memset(objs[5], 0x41, sizeof(uintptr_t));  // a stale write to a link
-  g_central[cls].release_free_pages();       // walks the list: must abort
+  std::vector<void*> kept = keep_first_of_each_span(cls, 1);
+  void* freed = rs::ptr_at<void>(rs::addr(kept[0]) + 5 * rs::class_size(cls));
+  memset(freed, 0x41, sizeof(uintptr_t));  // a stale write to a link
+  g_central[cls].release_free_pages();     // walks the list: must abort
 }
 
 END_TEST
