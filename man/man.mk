@@ -34,4 +34,4 @@ RS_SYSTEM_TESTS = \
 	tests/system/rsmalloc-command.sh
 TESTS += $(RS_SYSTEM_TESTS)
 dist_check_SCRIPTS += $(RS_SYSTEM_TESTS)
-EXTRA_DIST += tests/system/common.sh
+EXTRA_DIST += tests/lib.sh

@@ -8,21 +8,8 @@ set -u
 LC_ALL=C
 export LC_ALL
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-finish() {
-  line="$passed passed, $failed failed"
-  echo "abi_deps: $line"
-  { echo "abi_deps: $line" >&9; } 2>/dev/null || true
-  [ "$failed" -eq 0 ] || exit 1
-  exit 0
-}
+. "$(dirname "$0")/lib.sh"
 
-: "${top_srcdir:=.}"
-: "${top_builddir:=.}"
-: "${RSMALLOC_LIB:=$top_builddir/lib/.libs/librsmalloc.so}"
 lib=$RSMALLOC_LIB
 expected=$top_srcdir/tests/abi-symbols.txt
 for tool in readelf nm; do
@@ -49,19 +36,19 @@ readelf -lW "$lib" >"$tmp/program" || { echo "ERROR: readelf -l failed"; exit 99
 sed -n 's/.*(NEEDED).*\[\(.*\)\].*/\1/p' "$tmp/dynamic" | sort >"$tmp/needed"
 grep -v -x -e 'libc.so.6' -e 'ld-linux.*\.so\.[0-9]*' "$tmp/needed" >"$tmp/extra"
 if ! grep -qx 'libc.so.6' "$tmp/needed"; then
-  fail "NEEDED lacks libc.so.6: $(tr '\n' ' ' <"$tmp/needed")"
+  not_ok "NEEDED lacks libc.so.6: $(tr '\n' ' ' <"$tmp/needed")"
 elif [ -s "$tmp/extra" ]; then
-  fail "NEEDED has more than libc and the loader: $(tr '\n' ' ' <"$tmp/extra")"
+  not_ok "NEEDED has more than libc and the loader: $(tr '\n' ' ' <"$tmp/extra")"
 else
-  pass "NEEDED is $(tr '\n' ' ' <"$tmp/needed")"
+  ok "NEEDED is $(tr '\n' ' ' <"$tmp/needed")"
 fi
 
 # SONAME.
 soname=$(sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p' "$tmp/dynamic")
 if [ "$soname" = librsmalloc.so.0 ]; then
-  pass "SONAME is librsmalloc.so.0"
+  ok "SONAME is librsmalloc.so.0"
 else
-  fail "SONAME is '$soname', expected librsmalloc.so.0"
+  not_ok "SONAME is '$soname', expected librsmalloc.so.0"
 fi
 
 # Undefined symbols. Strong ones must all come from glibc (versioned
@@ -70,28 +57,28 @@ fi
 nm -D --undefined-only "$lib" | awk '{ print $1, $2 }' >"$tmp/undef"
 awk '$1 == "U" && $2 !~ /@GLIBC_/ { print $2 }' "$tmp/undef" >"$tmp/strong_foreign"
 if [ -s "$tmp/strong_foreign" ]; then
-  fail "strong undefined symbols not from glibc: $(tr '\n' ' ' <"$tmp/strong_foreign")"
+  not_ok "strong undefined symbols not from glibc: $(tr '\n' ' ' <"$tmp/strong_foreign")"
 else
-  pass "every strong undefined symbol is glibc's"
+  ok "every strong undefined symbol is glibc's"
 fi
 awk '$1 == "U" && $2 ~ /^(__cxa_|__gxx_personality|_Unwind_|_Z)/ && $2 !~ /@GLIBC_/ { print $2 }' \
   "$tmp/undef" >"$tmp/cxx_strong"
 if [ -s "$tmp/cxx_strong" ]; then
-  fail "strong C++ runtime references: $(tr '\n' ' ' <"$tmp/cxx_strong")"
+  not_ok "strong C++ runtime references: $(tr '\n' ' ' <"$tmp/cxx_strong")"
 else
-  pass "no strong __cxa_*, __gxx_personality*, _Unwind_* or std:: references"
+  ok "no strong __cxa_*, __gxx_personality*, _Unwind_* or std:: references"
 fi
 awk '$2 ~ /@(GLIBCXX|CXXABI|GCC)_/ { print $1, $2 }' "$tmp/undef" >"$tmp/cxx_versioned"
 if [ -s "$tmp/cxx_versioned" ]; then
-  fail "references bound to libstdc++/libgcc_s versions: $(tr '\n' ' ' <"$tmp/cxx_versioned")"
+  not_ok "references bound to libstdc++/libgcc_s versions: $(tr '\n' ' ' <"$tmp/cxx_versioned")"
 else
-  pass "no reference carries a libstdc++ or libgcc_s version"
+  ok "no reference carries a libstdc++ or libgcc_s version"
 fi
 awk '$1 != "U" && $1 != "w" && $1 != "v" { print $1, $2 }' "$tmp/undef" >"$tmp/odd"
 if [ -s "$tmp/odd" ]; then
-  fail "undefined symbols of unexpected type: $(tr '\n' ' ' <"$tmp/odd")"
+  not_ok "undefined symbols of unexpected type: $(tr '\n' ' ' <"$tmp/odd")"
 else
-  pass "undefined symbols are U or weak"
+  ok "undefined symbols are U or weak"
 fi
 echo "weak references: $(awk '$1 == "w" { print $2 }' "$tmp/undef" | tr '\n' ' ')"
 
@@ -99,50 +86,50 @@ echo "weak references: $(awk '$1 == "w" { print $2 }' "$tmp/undef" | tr '\n' ' '
 nm -D --defined-only "$lib" | awk '{ print $2, $3 }' >"$tmp/defined"
 awk '$1 != "T" && $1 != "W" && $1 != "i" { print $1, $2 }' "$tmp/defined" >"$tmp/nonfunc"
 if [ -s "$tmp/nonfunc" ]; then
-  fail "exported symbols that are not functions: $(tr '\n' ' ' <"$tmp/nonfunc")"
+  not_ok "exported symbols that are not functions: $(tr '\n' ' ' <"$tmp/nonfunc")"
 else
-  pass "every export is a function (T/W/i)"
+  ok "every export is a function (T/W/i)"
 fi
 awk '$2 ~ /@/ { print $2 }' "$tmp/defined" >"$tmp/versioned"
 if [ -s "$tmp/versioned" ]; then
-  fail "exports carry a version (use an anonymous version node): $(head -3 "$tmp/versioned" | tr '\n' ' ')"
+  not_ok "exports carry a version (use an anonymous version node): $(head -3 "$tmp/versioned" | tr '\n' ' ')"
 else
-  pass "exports are unversioned"
+  ok "exports are unversioned"
 fi
 awk '$1 == "T" || $1 == "W" || $1 == "i" { sub(/@.*/, "", $2); print $2 }' \
   "$tmp/defined" | sort -u >"$tmp/exports"
 sort -u "$expected" >"$tmp/expected"
 if cmp -s "$tmp/exports" "$tmp/expected"; then
-  pass "exports equal tests/abi-symbols.txt ($(wc -l <"$tmp/exports") symbols)"
+  ok "exports equal tests/abi-symbols.txt ($(wc -l <"$tmp/exports") symbols)"
 else
-  fail "exports differ from tests/abi-symbols.txt (- expected, + actual):"
+  not_ok "exports differ from tests/abi-symbols.txt (- expected, + actual):"
   diff -u "$tmp/expected" "$tmp/exports" | sed -n '3,$p'
 fi
 
 # Hardening a preloaded library must not weaken: RELRO, BIND_NOW, no
 # executable stack, no text relocations.
 if grep -q 'GNU_RELRO' "$tmp/program"; then
-  pass "GNU_RELRO segment"
+  ok "GNU_RELRO segment"
 else
-  fail "no GNU_RELRO segment"
+  not_ok "no GNU_RELRO segment"
 fi
 if grep -Eq '\(FLAGS\).*BIND_NOW|\(FLAGS_1\).*NOW|\(BIND_NOW\)' "$tmp/dynamic"; then
-  pass "BIND_NOW"
+  ok "BIND_NOW"
 else
-  fail "not linked with -z now"
+  not_ok "not linked with -z now"
 fi
 stack=$(awk '$1 == "GNU_STACK" { print $(NF - 1) }' "$tmp/program")
 if [ -z "$stack" ]; then
-  fail "no GNU_STACK header: the loader would make stacks executable"
+  not_ok "no GNU_STACK header: the loader would make stacks executable"
 elif [ "$stack" = RW ]; then
-  pass "stack is not executable"
+  ok "stack is not executable"
 else
-  fail "GNU_STACK flags $stack: executable stack"
+  not_ok "GNU_STACK flags $stack: executable stack"
 fi
 if grep -q 'TEXTREL' "$tmp/dynamic"; then
-  fail "text relocations"
+  not_ok "text relocations"
 else
-  pass "no text relocations"
+  ok "no text relocations"
 fi
 
 # At run time: libc's own references to the allocator bind to rsmalloc,
@@ -156,18 +143,18 @@ if [ -x /bin/cat ]; then
       "$tmp/bindings" >/dev/null || missing="$missing $sym"
   done
   if [ -z "$missing" ]; then
-    pass "libc binds malloc, free, calloc, realloc to rsmalloc"
+    ok "libc binds malloc, free, calloc, realloc to rsmalloc"
   else
-    fail "libc's references not bound to rsmalloc:$missing"
+    not_ok "libc's references not bound to rsmalloc:$missing"
     grep "symbol \`malloc'" "$tmp/bindings" | head -3
   fi
   LD_PRELOAD=$lib /bin/cat /proc/self/maps >"$tmp/maps" 2>&1
   if ! grep -q librsmalloc "$tmp/maps"; then
-    fail "librsmalloc not mapped in a preloaded cat"
+    not_ok "librsmalloc not mapped in a preloaded cat"
   elif grep -Eq 'libstdc\+\+|libgcc_s' "$tmp/maps"; then
-    fail "a preloaded C program maps $(grep -Eo 'libstdc\+\+[^ ]*|libgcc_s[^ ]*' "$tmp/maps" | sort -u | tr '\n' ' ')"
+    not_ok "a preloaded C program maps $(grep -Eo 'libstdc\+\+[^ ]*|libgcc_s[^ ]*' "$tmp/maps" | sort -u | tr '\n' ' ')"
   else
-    pass "a preloaded C program maps librsmalloc and no C++ runtime"
+    ok "a preloaded C program maps librsmalloc and no C++ runtime"
   fi
 fi
 

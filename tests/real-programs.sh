@@ -8,24 +8,8 @@ set -u
 LC_ALL=C
 export LC_ALL
 
-passed=0
-failed=0
-skipped=0
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-skip() { skipped=$((skipped + 1)); echo "SKIP: $*"; }
-finish() {
-  line="$passed passed, $failed failed"
-  [ "$skipped" -eq 0 ] || line="$line, $skipped skipped"
-  echo "real_programs: $line"
-  { echo "real_programs: $line" >&9; } 2>/dev/null || true
-  [ "$failed" -eq 0 ] || exit 1
-  [ "$passed" -gt 0 ] || exit 77
-  exit 0
-}
+. "$(dirname "$0")/lib.sh"
 
-: "${top_builddir:=.}"
-: "${RSMALLOC_LIB:=$top_builddir/lib/.libs/librsmalloc.so}"
 lib=$RSMALLOC_LIB
 if [ ! -f "$lib" ]; then
   echo "ERROR: $lib not found"
@@ -63,22 +47,22 @@ compare() {
   rc_plain=$(cat "$tmp/$name.plain.rc")
   rc_pre=$(cat "$tmp/$name.preload.rc")
   if [ "$rc_pre" -eq 124 ] || [ "$rc_pre" -eq 137 ]; then
-    fail "$name: hung under rsmalloc (timeout ${limit}s)"
+    not_ok "$name: hung under rsmalloc (timeout ${limit}s)"
   elif [ "$rc_pre" -gt 128 ] && [ "$rc_plain" -le 128 ]; then
-    fail "$name: killed by signal $((rc_pre - 128)) under rsmalloc"
+    not_ok "$name: killed by signal $((rc_pre - 128)) under rsmalloc"
   elif [ "$rc_plain" -ne 0 ]; then
-    fail "$name: the workload itself failed without rsmalloc (exit $rc_plain)"
+    not_ok "$name: the workload itself failed without rsmalloc (exit $rc_plain)"
     head -20 "$tmp/$name.plain.err"
   elif [ "$rc_pre" -ne "$rc_plain" ]; then
-    fail "$name: exit status $rc_pre under rsmalloc, $rc_plain without"
+    not_ok "$name: exit status $rc_pre under rsmalloc, $rc_plain without"
   elif ! cmp -s "$tmp/$name.plain.out" "$tmp/$name.preload.out"; then
-    fail "$name: stdout differs under rsmalloc"
+    not_ok "$name: stdout differs under rsmalloc"
     diff "$tmp/$name.plain.out" "$tmp/$name.preload.out" | head -20
   elif ! cmp -s "$tmp/$name.plain.err" "$tmp/$name.preload.err"; then
-    fail "$name: stderr differs under rsmalloc"
+    not_ok "$name: stderr differs under rsmalloc"
     diff "$tmp/$name.plain.err" "$tmp/$name.preload.err" | head -20
   else
-    pass "$name ($(wc -l <"$tmp/$name.plain.out") lines identical)"
+    ok "$name ($(wc -l <"$tmp/$name.plain.out") lines identical)"
     return 0
   fi
   head -20 "$tmp/$name.preload.err"
@@ -252,9 +236,9 @@ EOF
     "$tmp/g++.plain.d/prog" >"$tmp/prog.plain" 2>&1
     LD_PRELOAD=$lib "$tmp/g++.plain.d/prog" >"$tmp/prog.pre" 2>&1
     if cmp -s "$tmp/prog.plain" "$tmp/prog.pre"; then
-      pass "g++-built C++ program under rsmalloc"
+      ok "g++-built C++ program under rsmalloc"
     else
-      fail "g++-built C++ program prints differently under rsmalloc"
+      not_ok "g++-built C++ program prints differently under rsmalloc"
       diff "$tmp/prog.plain" "$tmp/prog.pre" | head
     fi
   fi
@@ -325,37 +309,37 @@ if [ -n "$truebin" ]; then
   RSMALLOC_VERBOSE=1 LD_PRELOAD=$lib "$truebin" >"$tmp/verbose.out" 2>"$tmp/verbose.err"
   rc=$?
   if [ $rc -ne 0 ]; then
-    fail "RSMALLOC_VERBOSE=1 $truebin exits $rc"
+    not_ok "RSMALLOC_VERBOSE=1 $truebin exits $rc"
   elif grep -qi rsmalloc "$tmp/verbose.err"; then
-    pass "RSMALLOC_VERBOSE=1 prints: $(grep -i rsmalloc "$tmp/verbose.err" | head -1)"
+    ok "RSMALLOC_VERBOSE=1 prints: $(grep -i rsmalloc "$tmp/verbose.err" | head -1)"
   else
-    fail "RSMALLOC_VERBOSE=1 printed no line mentioning rsmalloc on stderr"
+    not_ok "RSMALLOC_VERBOSE=1 printed no line mentioning rsmalloc on stderr"
   fi
   if [ -s "$tmp/verbose.out" ]; then
-    fail "RSMALLOC_VERBOSE=1 wrote to stdout"
+    not_ok "RSMALLOC_VERBOSE=1 wrote to stdout"
   else
-    pass "RSMALLOC_VERBOSE=1 leaves stdout alone"
+    ok "RSMALLOC_VERBOSE=1 leaves stdout alone"
   fi
   # A program that allocates, too.
   RSMALLOC_VERBOSE=1 LD_PRELOAD=$lib ls / >/dev/null 2>"$tmp/verbose_ls.err"
   if grep -qi rsmalloc "$tmp/verbose_ls.err"; then
-    pass "RSMALLOC_VERBOSE=1 ls prints a line mentioning rsmalloc"
+    ok "RSMALLOC_VERBOSE=1 ls prints a line mentioning rsmalloc"
   else
-    fail "RSMALLOC_VERBOSE=1 ls printed no line mentioning rsmalloc"
+    not_ok "RSMALLOC_VERBOSE=1 ls printed no line mentioning rsmalloc"
   fi
   LD_PRELOAD=$lib "$truebin" 2>"$tmp/quiet.err"
   if [ -s "$tmp/quiet.err" ]; then
-    fail "without RSMALLOC_VERBOSE rsmalloc printed: $(head -1 "$tmp/quiet.err")"
+    not_ok "without RSMALLOC_VERBOSE rsmalloc printed: $(head -1 "$tmp/quiet.err")"
   else
-    pass "quiet by default"
+    ok "quiet by default"
   fi
 fi
 if have cat; then
   LD_PRELOAD=$lib cat /proc/self/maps >"$tmp/maps" 2>&1
   if grep -q librsmalloc "$tmp/maps"; then
-    pass "/proc/self/maps of a preloaded cat lists librsmalloc"
+    ok "/proc/self/maps of a preloaded cat lists librsmalloc"
   else
-    fail "/proc/self/maps of a preloaded cat does not list librsmalloc"
+    not_ok "/proc/self/maps of a preloaded cat does not list librsmalloc"
   fi
 fi
 if have python3; then
@@ -372,9 +356,9 @@ print(c.rsmalloc_version().decode(), c.rsmalloc_cache_mode().decode(), c.rsmallo
 ' 2>&1)
   case $out in
     *" disabled 0" | *" 1")
-      pass "python3 reaches rsmalloc through the preload: $out" ;;
+      ok "python3 reaches rsmalloc through the preload: $out" ;;
     *)
-      fail "python3 under the preload: $out" ;;
+      not_ok "python3 under the preload: $out" ;;
   esac
 fi
 

@@ -5,20 +5,8 @@
 # the locked fallback; preloaded programs must start and run normally.
 set -u
 
-passed=0
-failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-finish() {
-  line="$passed passed, $failed failed"
-  echo "ulimit: $line"
-  { echo "ulimit: $line" >&9; } 2>/dev/null || true
-  [ "$failed" -eq 0 ] || exit 1
-  exit 0
-}
+. "$(dirname "$0")/lib.sh"
 
-: "${top_builddir:=.}"
-: "${RSMALLOC_LIB:=$top_builddir/lib/.libs/librsmalloc.so}"
 if [ ! -f "$RSMALLOC_LIB" ]; then
   echo "ERROR: $RSMALLOC_LIB not found"
   exit 99
@@ -63,13 +51,13 @@ check_limit_prog() {
   run_limited "$name" env $envs "$prog" "$@"
   sed 's/^/  /' "$tmp/$key.out" "$tmp/$key.err"
   if [ "$rc" -eq 0 ] && grep -qx OK "$tmp/$key.out"; then
-    pass "$name"
+    ok "$name"
   elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    fail "$name: timed out"
+    not_ok "$name: timed out"
   elif [ "$rc" -gt 128 ]; then
-    fail "$name: killed by signal $((rc - 128))"
+    not_ok "$name: killed by signal $((rc - 128))"
   else
-    fail "$name: exit status $rc"
+    not_ok "$name: exit status $rc"
   fi
 }
 
@@ -102,13 +90,13 @@ check_preloaded() {
   run_limited "$name" env LD_PRELOAD="$RSMALLOC_LIB" "$@"
   cat "$tmp/$key.err" >>"$tmp/$key.out"
   if [ "$rc" -ne "$want_rc" ]; then
-    fail "$name under the limit: exit $rc, expected $want_rc"
+    not_ok "$name under the limit: exit $rc, expected $want_rc"
     head -5 "$tmp/$key.out"
   elif ! cmp -s "$tmp/$name.want" "$tmp/$key.out"; then
-    fail "$name under the limit: output differs"
+    not_ok "$name under the limit: output differs"
     diff "$tmp/$name.want" "$tmp/$key.out" | head -10
   else
-    pass "$name under the limit"
+    ok "$name under the limit"
   fi
 }
 

@@ -4,7 +4,7 @@
 # every exported symbol, rsmalloc(1) the command's own variables; the pages
 # lint clean with mandoc and with lintian's man-db check; the example in
 # rsmalloc(3) builds and runs.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../lib.sh"
 
 man3=$top_srcdir/man/rsmalloc.3
 man7=$top_srcdir/man/rsmalloc.7

@@ -5,7 +5,7 @@
 # (RSMALLOC_LIBRARY). As root, where mount namespaces and overlayfs work,
 # also enable and disable for real on /etc/ld.so.preload inside a throwaway
 # namespace, with the library overlaid into /usr/$LIB.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../lib.sh"
 
 cmd=$top_srcdir/tools/rsmalloc
 entry='/usr/$LIB/librsmalloc.so.0'

@@ -7,7 +7,7 @@
 # run by nobody, which must ignore RSMALLOC_*; su run by root). The host's
 # /etc/ld.so.preload is compared before and after. Root only; skipped where
 # mount namespaces or overlayfs are not allowed.
-. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/../lib.sh"
 
 if [ "${1:-}" != --inside ]; then
   # ---- outside: set up, run this script again in a namespace, check ----

@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: MIT
-# Shared by the shell tests in tests/system/: counting, the closing
-# "N passed, N failed" line, and the paths make check exports
-# (AM_TESTS_ENVIRONMENT). Sourced, not run.
+# Shared by the shell tests: counting, the closing "N passed, N failed"
+# line, and the paths make check exports (AM_TESTS_ENVIRONMENT), found from
+# the test's own place when it runs alone. Sourced, not run.
 
 rs_test_name=$(basename "$0" .sh)
 rs_here=$(cd "$(dirname "$0")" && pwd)
-: "${top_srcdir:=$(cd "$rs_here/../.." && pwd)}"
+if [ -z "${top_srcdir:-}" ]; then
+  top_srcdir=$rs_here
+  while [ ! -f "$top_srcdir/configure.ac" ] && [ "$top_srcdir" != / ]; do
+    top_srcdir=$(dirname "$top_srcdir")
+  done
+fi
 : "${top_builddir:=$top_srcdir}"
 : "${RSMALLOC_LIB:=$top_builddir/lib/.libs/librsmalloc.so}"
 export top_srcdir top_builddir RSMALLOC_LIB
