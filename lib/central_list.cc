@@ -51,6 +51,19 @@ size_t release_shift(const Span* span) {
   return shift;
 }
 
+/// The objects a unit of a span overlaps (first > last: none, the span's
+/// unused tail).
+struct ObjectRange {
+  size_t first;
+  size_t last;
+};
+
+ObjectRange objects_on(size_t unit, size_t shift, const ClassInfo& ci) {
+  size_t last = (((unit + 1) << shift) - 1) / ci.size;
+  return {(unit << shift) / ci.size,
+          last < ci.objects ? last : size_t{ci.objects} - 1};
+}
+
 /// Bytes of the units set in a span's released_mask.
 size_t masked_bytes(const Span* span) {
   return static_cast<size_t>(__builtin_popcountll(span->released_mask))
@@ -126,22 +139,18 @@ void CentralList::reclaim(Span* span) {
   // Every object on a released unit is free and off the list (see
   // release_pages_of): put them back. Writing their links faults the
   // pages in again, as handing them out would.
-  size_t size = class_size(cls_);
+  const ClassInfo& ci = class_info(cls_);
   size_t shift = release_shift(span);
-  size_t objects = class_info(cls_).objects;
   size_t next = 0;  // objects below this one are done
   for (uint64_t m = span->released_mask; m != 0; m &= m - 1) {
-    size_t unit = static_cast<size_t>(__builtin_ctzll(m));
-    size_t first = (unit << shift) / size;
-    size_t last = (((unit + 1) << shift) - 1) / size;
-    if (first < next)
-      first = next;
-    for (size_t i = first; i <= last && i < objects; i++) {
-      void* obj = ptr_at<void>(span->start() + i * size);
+    ObjectRange r =
+        objects_on(static_cast<size_t>(__builtin_ctzll(m)), shift, ci);
+    for (size_t i = r.first > next ? r.first : next; i <= r.last; i++) {
+      void* obj = ptr_at<void>(span->start() + i * ci.size);
       *static_cast<uintptr_t*>(obj) = encode(span->free_list, obj);
       span->free_list = obj;
     }
-    next = last + 1;
+    next = r.last + 1;
   }
   stats_.released -= masked_bytes(span);
   span->released_mask = 0;
@@ -172,9 +181,9 @@ size_t CentralList::release_pages_of(Span* span) {
   }
   uint64_t old_mask = span->released_mask;
   for (uint64_t m = old_mask; m != 0; m &= m - 1) {
-    size_t unit = static_cast<size_t>(__builtin_ctzll(m));
-    size_t last = (((unit + 1) << shift) - 1) / size;
-    for (size_t i = (unit << shift) / size; i <= last && i < ci.objects; i++)
+    ObjectRange r =
+        objects_on(static_cast<size_t>(__builtin_ctzll(m)), shift, ci);
+    for (size_t i = r.first; i <= r.last; i++)
       free_objs.set(i);
   }
 
@@ -183,13 +192,10 @@ size_t CentralList::release_pages_of(Span* span) {
   // there are not on any list, so nothing would track them).
   uint64_t mask = old_mask;
   for (size_t unit = 0; unit < units; unit++) {
-    size_t first = (unit << shift) / size;
-    size_t last = (((unit + 1) << shift) - 1) / size;
-    if (last >= ci.objects)
-      last = ci.objects - 1;  // the span's unused tail
-    if (first > last || last >= handed)
+    ObjectRange r = objects_on(unit, shift, ci);
+    if (r.first > r.last || r.last >= handed)
       break;
-    if (free_objs.all(first, last))
+    if (free_objs.all(r.first, r.last))
       mask |= uint64_t{1} << unit;
   }
   if (mask == old_mask)
