@@ -13,7 +13,8 @@ RS_UNIT_TESTS = \
 	tests/unit/test_central_list \
 	tests/unit/test_span_release \
 	tests/unit/test_large \
-	tests/unit/test_cpu_cache
+	tests/unit/test_cpu_cache \
+	tests/unit/test_cpu_cache_threads
 
 check_PROGRAMS += tests/unit/test_size_class
 tests_unit_test_size_class_SOURCES = tests/unit/test_size_class.cc \
@@ -65,10 +66,19 @@ tests_unit_test_large_LDADD = $(RS_UNIT_LDADD)
 TESTS += tests/unit/test_large
 
 check_PROGRAMS += tests/unit/test_cpu_cache
-tests_unit_test_cpu_cache_SOURCES = tests/unit/test_cpu_cache.cc
+tests_unit_test_cpu_cache_SOURCES = tests/unit/test_cpu_cache.cc \
+	tests/unit/cpu_cache_fake.cc tests/unit/cpu_cache_fake.h
 tests_unit_test_cpu_cache_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
 tests_unit_test_cpu_cache_LDADD = $(RS_UNIT_LDADD)
 TESTS += tests/unit/test_cpu_cache
+
+check_PROGRAMS += tests/unit/test_cpu_cache_threads
+tests_unit_test_cpu_cache_threads_SOURCES = \
+	tests/unit/test_cpu_cache_threads.cc \
+	tests/unit/cpu_cache_fake.cc tests/unit/cpu_cache_fake.h
+tests_unit_test_cpu_cache_threads_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
+tests_unit_test_cpu_cache_threads_LDADD = $(RS_UNIT_LDADD)
+TESTS += tests/unit/test_cpu_cache_threads
 
 # make check-sanitize: the core and the unit tests above, built apart in
 # build-san/ with AddressSanitizer and UndefinedBehaviorSanitizer (never the
