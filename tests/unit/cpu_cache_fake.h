@@ -28,11 +28,11 @@ struct alignas(16) FakeObject {
 };
 
 extern FakeObject g_objects[kClasses][kPerClass];
-extern pthread_mutex_t g_mu;                   // guards the pool
-extern void* g_pool[kClasses][kPerClass];      // what the backend holds
-extern size_t g_pool_n[kClasses];              // entries in g_pool
-extern bool g_in_pool[kClasses][kPerClass];    // object is in the pool
-extern int g_held[kClasses][kPerClass];        // test holds it (atomic)
+extern pthread_mutex_t g_mu;                 // guards the pool
+extern void* g_pool[kClasses][kPerClass];    // what the backend holds
+extern size_t g_pool_n[kClasses];            // entries in g_pool
+extern bool g_in_pool[kClasses][kPerClass];  // object is in the pool
+extern int g_held[kClasses][kPerClass];      // test holds it (atomic)
 
 // Counters (atomic).
 extern int g_refill_calls, g_drain_calls, g_drained, g_max_drain,
