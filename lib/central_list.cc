@@ -312,15 +312,23 @@ Span* CentralList::nonempty_span() {
   return span;
 }
 
-int CentralList::remove_batch(void** out, int n) {
+int CentralList::remove_batch(void** out, int n, bool* first_zeroed) {
   const ClassInfo& ci = class_info(cls_);
   int got = 0;
   uint64_t now = os::now_ms();
+  if (first_zeroed != nullptr)
+    *first_zeroed = false;
   lock_.lock();
   while (got < n) {
     Span* span = nonempty_span();
     if (span == nullptr)
       break;
+    if (got == 0 && first_zeroed != nullptr) {
+      // Past the bump pointer of a span that was zero when carved, with no
+      // freed object to take first.
+      *first_zeroed = span->free_list == nullptr && span->bump_zeroed &&
+                      span->bump < span->start() + size_t{ci.objects} * ci.size;
+    }
     while (got < n && span->allocated < ci.objects)
       out[got++] = pop(span);
     span->touched_ms = now;  // in use: its free pages are wanted soon
@@ -331,22 +339,6 @@ int CentralList::remove_batch(void** out, int n) {
   stats_.allocated += static_cast<size_t>(got);
   lock_.unlock();
   return got;
-}
-
-void* CentralList::remove_one(bool* zeroed) {
-  const ClassInfo& ci = class_info(cls_);
-  LockGuard guard(lock_);
-  Span* span = nonempty_span();
-  if (span == nullptr)
-    return nullptr;
-  *zeroed = span->free_list == nullptr && span->bump_zeroed &&
-            span->bump < span->start() + size_t{ci.objects} * ci.size;
-  void* obj = pop(span);
-  span->pages_checked = false;
-  if (span->allocated == ci.objects)
-    unlink(span);
-  stats_.allocated++;
-  return obj;
 }
 
 void CentralList::insert_batch(void* const* objs, int n) {

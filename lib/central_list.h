@@ -28,12 +28,17 @@ class CentralList {
   void init(uint8_t cls) { cls_ = cls; }
 
   /// Moves up to n objects into out; returns how many (0: out of memory).
-  int remove_batch(void** out, int n);
-
-  /// One object, for calloc; *zeroed tells whether it reads as zeros (never
+  /// *first_zeroed (when given) tells whether out[0] reads as zeros: never
   /// handed out, in a span whose pages were fresh from the OS or returned
-  /// to it). nullptr when out of memory.
-  void* remove_one(bool* zeroed);
+  /// to it.
+  int remove_batch(void** out, int n, bool* first_zeroed = nullptr);
+
+  /// One object, for calloc, with remove_batch's *zeroed. nullptr when out
+  /// of memory.
+  void* remove_one(bool* zeroed) {
+    void* obj = nullptr;
+    return remove_batch(&obj, 1, zeroed) == 1 ? obj : nullptr;
+  }
 
   /// Takes back n objects of this class; aborts on a pointer that is not
   /// an object of this class (an invalid or double free).
