@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+// Facade: start-up (lazy, re-entrant, before and after libc's own
+// initialisation), the CPU caches' backend, the opt-in purger thread and
+// the statistics printed at exit.
+#include "init.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <sys/auxv.h>
+
+#include "allocator.h"
+#include "central_list.h"
+#include "large.h"
+#include "log.h"
+#include "os.h"
+#include "page_heap.h"
+#include "release.h"
+#include "settings.h"
+#include "valgrind.h"
+
+namespace rs {
+
+Lock g_init_lock;
+int g_state = kInitNone;
+bool g_disabled = false;
+bool g_valgrind = false;
+const char* g_mode = "uninitialised";
+
+namespace {
+
+bool g_settings_read = false;  // the environment was readable at init
+
+int refill(size_t cls, void** out, int n) {
+  int got = g_central[cls].remove_batch(out, n);
+  maybe_release_span_pages();
+  return got;
+}
+
+void drain(size_t cls, void* const* objs, int n) {
+  g_central[cls].insert_batch(objs, n);
+  maybe_release_span_pages();
+}
+
+uintptr_t make_secret() {
+  uintptr_t secret = 0;
+  if (!os::random_bytes(&secret, sizeof(secret))) {
+    // AT_RANDOM: 16 random bytes the kernel gives every process.
+    const void* r = reinterpret_cast<const void*>(getauxval(AT_RANDOM));
+    if (r != nullptr)
+      memcpy(&secret, r, sizeof(secret));
+    secret ^= addr(&secret) * 0x9e3779b97f4a7c15u;
+  }
+  return secret;
+}
+
+void apply_settings() {
+  g_disabled = g_config.disable;
+  g_mode = g_disabled ? "disabled" : g_cpu_cache.describe();
+}
+
+void start_caches() {
+  if (g_config.disable)
+    return;
+  rseq::ClassLimits limits[kNumClasses] = {};
+  for (size_t c = 1; c < kNumClasses; c++) {
+    const ClassInfo& ci = class_info(c);
+    limits[c] = {ci.size, ci.batch, ci.max_capacity};
+  }
+  g_cpu_cache.init(limits, kNumClasses, {refill, drain},
+                   g_config.cpu_cache_bytes,
+                   g_config.rseq != RseqSetting::kOff);
+  g_cpu_cache.set_idle_ms(idle_cache_ms());
+  g_cpu_cache.set_single_index(g_valgrind);
+}
+
+/// The background purger (RSMALLOC_BACKGROUND=1): every half decay time it
+/// returns aged free pages and drains idle CPU caches, for programs that go
+/// quiet and would otherwise never reach a slow path.
+void* purger(void*) {
+  for (;;) {
+    uint64_t period = g_config.decay_ms / 2 > 10 ? g_config.decay_ms / 2 : 10;
+    struct timespec ts = {static_cast<time_t>(period / 1000),
+                          static_cast<long>(period % 1000) * 1000000};
+    nanosleep(&ts, nullptr);
+    g_cpu_cache.drain(idle_cache_ms());
+    g_page_heap.release(g_config.decay_ms);
+    release_span_pages(g_config.decay_ms, kSpanReleaseBudget);
+    large_trim_mappings(g_config.decay_ms);
+  }
+  return nullptr;
+}
+
+void start_purger() {
+  // Blocks every signal in the new thread: the program's signals are for
+  // its own threads.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_t thread;
+  if (pthread_create(&thread, &attr, purger, nullptr) != 0) {
+    Log log;
+    log.str(
+        "rsmalloc: RSMALLOC_BACKGROUND=1: cannot start the purger thread\n");
+  }
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+}  // namespace
+
+uint64_t idle_cache_ms() {
+  return g_config.decay_ms == 0 ? 1000 : 5 * g_config.decay_ms;
+}
+
+RS_SLOW_PATH void init() {
+  {
+    LockGuard guard(g_init_lock);
+    if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == kInitReady)
+      return;
+    set_free_list_secret(make_secret());
+    set_system_page_size(os::system_page_size());
+    for (size_t c = 1; c < kNumClasses; c++)
+      g_central[c].init(static_cast<uint8_t>(c));
+    g_settings_read = load_config();
+    g_valgrind = vg::detect();
+    vg::g_annotate = g_valgrind;
+    start_caches();
+    apply_settings();
+    __atomic_store_n(&g_state, kInitReady, __ATOMIC_RELEASE);
+  }
+  // Outside the init lock: pthread_atfork may allocate.
+  install_fork_handlers();
+  if (g_settings_read && g_config.verbose)
+    print_config(g_mode);
+}
+
+namespace {
+
+/// Runs after libc is initialised: reads the settings if the first
+/// allocation came before the environment was available.
+__attribute__((constructor)) void late_init() {
+  ensure_init();
+  if (!g_settings_read) {
+    g_settings_read = load_config();
+    if (!g_settings_read)
+      return;
+    if (!g_config.disable && g_cpu_cache.mode() == rseq::Mode::kNone)
+      start_caches();
+    apply_settings();
+    if (g_config.verbose)
+      print_config(g_mode);
+  }
+  // Here, not in init(): pthread_create allocates, and libc is ready now.
+  if (g_config.background && !g_disabled)
+    start_purger();
+}
+
+__attribute__((destructor)) void print_stats_at_exit() {
+  if (g_config.stats == StatsSetting::kOff || g_disabled)
+    return;
+  Stats s;
+  collect_stats(&s);
+  Log log;
+  if (g_config.stats == StatsSetting::kJson) {
+    format_stats_json(log, s, g_mode);
+    log.chr('\n');
+  } else {
+    format_stats_text(log, s, g_mode);
+  }
+}
+}  // namespace
+
+const char* cache_mode() {
+  ensure_init();
+  return g_mode;
+}
+
+bool on_valgrind() {
+  return g_valgrind;
+}
+
+}  // namespace rs

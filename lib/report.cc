@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+// Facade: statistics and glibc's reporting and tuning functions
+// (mallinfo2, malloc_stats, malloc_info, mallopt), or glibc's own when
+// rsmalloc is disabled.
+#include <errno.h>
+#include <string.h>
+
+#include "allocator.h"
+#include "central_list.h"
+#include "glibc.h"
+#include "init.h"
+#include "large.h"
+#include "log.h"
+#include "page_heap.h"
+#include "valgrind.h"
+
+namespace rs {
+
+void collect_stats(Stats* s) {
+  memset(s, 0, sizeof(*s));
+  for (size_t c = 1; c < kNumClasses; c++) {
+    CentralStats cs = g_central[c].stats();
+    // Under valgrind freed blocks wait in the quarantine: held, not in use.
+    size_t cached = g_cpu_cache.cached_objects(c) +
+                    vg::g_quarantine.held(static_cast<uint8_t>(c));
+    if (cached > cs.allocated)
+      cached = cs.allocated;  // racy reads
+    ClassStats& out = s->classes[c];
+    out.in_use = cs.allocated - cached;
+    out.cached = cached;
+    out.free = cs.capacity - cs.allocated;
+    out.spans = cs.spans;
+    s->small_in_use_bytes += out.in_use * class_size(c);
+    s->cpu_cache_bytes += cached * class_size(c);
+    // Free objects on system pages returned to the OS are not resident.
+    size_t free_bytes = out.free * class_size(c);
+    size_t released = cs.released < free_bytes ? cs.released : free_bytes;
+    s->central_free_bytes += free_bytes - released;
+    s->span_released_bytes += released;
+  }
+  PageHeapStats hs = g_page_heap.stats();
+  s->large_in_use_bytes = hs.large_bytes + hs.mapped_large_bytes;
+  size_t held_large = vg::g_quarantine.held(0);  // freed, in the quarantine
+  if (held_large > s->large_in_use_bytes)
+    held_large = s->large_in_use_bytes;  // racy reads
+  s->large_in_use_bytes -= held_large;
+  s->in_use_bytes = s->small_in_use_bytes + s->large_in_use_bytes;
+  size_t cached_mappings = large_cached_bytes();  // freed, kept for reuse
+  s->heap_free_bytes =
+      hs.free_bytes - hs.released_bytes + cached_mappings + held_large;
+  s->released_bytes = hs.released_bytes + s->span_released_bytes;
+  s->metadata_bytes = hs.metadata_bytes;
+  s->mapped_bytes = hs.heap_mapped_bytes + hs.mapped_large_bytes +
+                    hs.metadata_bytes + cached_mappings;
+  s->mapped_large_count = hs.mapped_large_count;
+  s->mapped_large_bytes = hs.mapped_large_bytes;
+  s->free_spans = hs.free_spans;
+}
+
+struct mallinfo2 mallinfo2() {
+  ensure_init();
+  if (g_disabled)
+    return glibc::mallinfo2();
+  Stats s;
+  collect_stats(&s);
+  struct mallinfo2 mi = {};
+  mi.arena = s.mapped_bytes - s.mapped_large_bytes;  // non-mmapped space
+  mi.ordblks = s.free_spans;
+  mi.hblks = s.mapped_large_count;
+  mi.hblkhd = s.mapped_large_bytes;
+  mi.uordblks = s.in_use_bytes;
+  mi.fordblks = s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes;
+  mi.fsmblks = s.cpu_cache_bytes;
+  mi.keepcost = 0;
+  return mi;
+}
+
+void print_malloc_stats() {
+  ensure_init();
+  if (g_disabled) {
+    glibc::malloc_stats();
+    return;
+  }
+  Stats s;
+  collect_stats(&s);
+  Log log;
+  format_stats_text(log, s, g_mode);
+}
+
+int malloc_info(int options, FILE* fp) {
+  if (options != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  ensure_init();
+  if (g_disabled)
+    return glibc::malloc_info(options, fp);
+  Stats s;
+  collect_stats(&s);
+  // glibc's shape: <malloc version="1"><heap nr="0">...</heap>...</malloc>.
+  char buf[2048];
+  Log x(buf, sizeof(buf));
+  x.str("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+  for (size_t c = 1; c < kNumClasses; c++) {
+    size_t free_objects = s.classes[c].free + s.classes[c].cached;
+    if (free_objects == 0)
+      continue;
+    x.str("  <size from=\"").dec(c > 1 ? class_size(c - 1) + 1 : 1);
+    x.str("\" to=\"").dec(class_size(c)).str("\" total=\"");
+    x.dec(free_objects * class_size(c)).str("\" count=\"").dec(free_objects);
+    x.str("\"/>\n");
+  }
+  x.str("</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
+  x.str("<total type=\"rest\" count=\"").dec(s.free_spans).str("\" size=\"");
+  x.dec(s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes);
+  x.str("\"/>\n<system type=\"current\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<system type=\"max\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"total\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"mprotect\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n</heap>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
+  x.str("<total type=\"rest\" count=\"").dec(s.free_spans).str("\" size=\"");
+  x.dec(s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes);
+  x.str("\"/>\n<total type=\"mmap\" count=\"").dec(s.mapped_large_count);
+  x.str("\" size=\"").dec(s.mapped_large_bytes);
+  x.str("\"/>\n<system type=\"current\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<system type=\"max\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"total\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"mprotect\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n</malloc>\n");
+  size_t len = x.total() < sizeof(buf) ? x.total() : sizeof(buf);
+  // stdio may allocate; no allocator lock is held here.
+  return fwrite(buf, 1, len, fp) == len ? 0 : -1;
+}
+
+int mallopt(int param, int value) {
+  ensure_init();
+  if (g_disabled)
+    return glibc::mallopt(param, value);
+  switch (param) {
+    case M_MMAP_THRESHOLD:
+      // glibc caps it at 32 MiB on 64-bit; below the small limit it has no
+      // meaning here.
+      if (value < 0 || static_cast<size_t>(value) > (size_t{32} << 20))
+        return 0;
+      __atomic_store_n(&g_map_threshold,
+                       static_cast<size_t>(value) > kMaxSmallSize
+                           ? static_cast<size_t>(value)
+                           : kMaxSmallSize + 1,
+                       __ATOMIC_RELAXED);
+      return 1;
+    case M_MXFAST:
+    case M_TRIM_THRESHOLD:
+    case M_TOP_PAD:
+    case M_MMAP_MAX:
+    case M_CHECK_ACTION:
+    case M_ARENA_TEST:
+    case M_ARENA_MAX:
+      return 1;  // glibc tuning with no counterpart here: accepted, no effect
+    default:
+      return 0;  // M_PERTURB and unknown parameters
+  }
+}
+
+size_t stats_json(char* buf, size_t len) {
+  ensure_init();
+  Stats s;
+  collect_stats(&s);
+  Log log(buf, len);
+  format_stats_json(log, s, g_mode);
+  log.terminate();
+  return log.total();
+}
+
+}  // namespace rs
