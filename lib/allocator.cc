@@ -28,9 +28,30 @@ void* fail_enomem() {
   return nullptr;
 }
 
+/// mallopt(M_PERTURB) or MALLOC_PERTURB_: 0 off; else new blocks are filled
+/// with the complement of its low byte and freed ones with the byte, as
+/// glibc does (calloc excepted). While it is on, the CPU caches' inline
+/// fast path is off, so every malloc and free comes through here.
+int g_perturb = 0;
+
+/// M_PERTURB: a new block's first n bytes.
+void perturb_new(void* p, size_t n) {
+  int byte = __atomic_load_n(&g_perturb, __ATOMIC_RELAXED);
+  if (byte != 0 && p != nullptr)
+    memset(p, (byte ^ 0xff) & 0xff, n);
+}
+
+/// M_PERTURB: a freed block (ours) of `size` bytes, before anything
+/// reuses it.
+void perturb_free(void* p, size_t size) {
+  int byte = __atomic_load_n(&g_perturb, __ATOMIC_RELAXED);
+  if (byte != 0)
+    memset(p, byte & 0xff, size);
+}
+
 /// An object of class cls, from the cache or its slow path.
 void* allocate_class(size_t cls) {
-  void* p = g_cpu_cache.pop(cls);
+  void* p = g_cpu_cache.pop_cached(cls);
   if (p == nullptr)
     p = g_cpu_cache.pop_slow(cls);
   return p != nullptr ? p : fail_enomem();
@@ -44,7 +65,7 @@ constexpr size_t kCallocDirectBytes = 4096;
 /// span directly (not a batch), where it is known whether it was ever
 /// written.
 void* allocate_class_zeroed(size_t cls, bool* zeroed) {
-  void* p = g_cpu_cache.pop(cls);
+  void* p = g_cpu_cache.pop_cached(cls);
   if (p != nullptr)
     return p;
   p = g_central[cls].remove_one(zeroed);
@@ -180,13 +201,41 @@ void* vg_reallocate(void* p, size_t n) {
   return q;
 }
 
+/// Frees our small object p of class cls (not under valgrind).
+void free_small(void* p, size_t cls) {
+  if (RS_UNLIKELY(g_perturb != 0))
+    perturb_free(p, class_size(cls));
+  if (!g_cpu_cache.push_cached(cls, p))
+    g_cpu_cache.push_slow(cls, p);
+}
+
+/// Frees our large block p of span (not under valgrind).
+void free_large(Span* span, void* p) {
+  // Blocks with their own mapping go back to the OS: glibc leaves those
+  // alone too.
+  if (RS_UNLIKELY(g_perturb != 0) && span->start() == addr(p) &&
+      span->state == SpanState::kLarge)
+    perturb_free(p, large_usable_size(span));
+  large_free(span, p);  // checks that p starts a live large block
+}
+
 }  // namespace
+
+void set_perturb(int value) {
+  if (g_valgrind || g_disabled)
+    return;  // memcheck's checks, or glibc's own perturb, apply
+  __atomic_store_n(&g_perturb, value, __ATOMIC_RELAXED);
+  g_cpu_cache.set_fast_path(value == 0);
+}
 
 void* allocate_slow(size_t n) {
   ensure_init();
   if (RS_UNLIKELY(g_valgrind))
     return vg_new(raw_allocate(n), n, false);
-  return raw_allocate(n);
+  void* p = raw_allocate(n);
+  if (RS_UNLIKELY(g_perturb != 0))
+    perturb_new(p, n);
+  return p;
 }
 
 void deallocate_slow(void* p, size_t cls) {
@@ -196,7 +245,7 @@ void deallocate_slow(void* p, size_t cls) {
         vg_release(p);
       return;
     }
-    g_cpu_cache.push_slow(cls, p);
+    free_small(p, cls);
     return;
   }
   if (p == nullptr)
@@ -211,7 +260,7 @@ void deallocate_slow(void* p, size_t cls) {
       vg_release(p);
     return;
   }
-  large_free(span, p);
+  free_large(span, p);
 }
 
 void* allocate_zeroed(size_t n) {
@@ -241,6 +290,8 @@ void* allocate_aligned(size_t align, size_t n) {
   void* p = raw_allocate_aligned(align, n);
   if (RS_UNLIKELY(g_valgrind))
     vg_new(p, n, false);
+  else if (RS_UNLIKELY(g_perturb != 0))
+    perturb_new(p, n);
   return p;
 }
 
@@ -270,9 +321,9 @@ void* reallocate(void* p, size_t n) {
     return nullptr;
   memcpy(q, p, n < old_size ? n : old_size);
   if (span != nullptr) {
-    large_free(span, p);
+    free_large(span, p);
   } else {
-    deallocate(p);
+    free_small(p, cls);
   }
   return q;
 }

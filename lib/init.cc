@@ -60,6 +60,8 @@ uintptr_t make_secret() {
 void apply_settings() {
   g_disabled = g_config.disable;
   g_mode = g_disabled ? "disabled" : g_cpu_cache.describe();
+  if (g_config.perturb != 0)
+    set_perturb(g_config.perturb);
 }
 
 void start_caches() {

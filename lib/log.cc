@@ -10,7 +10,7 @@ Log& Log::str(const char* s, size_t n) {
   total_ += n;
   for (size_t i = 0; i < n; i++) {
     if (len_ == cap_) {
-      if (fd_ < 0)
+      if (fd_ < 0 && sink_ == nullptr)
         return *this;  // a caller's buffer: truncate
       flush();
     }
@@ -56,6 +56,12 @@ Log& Log::hex(uint64_t v) {
 }
 
 void Log::flush() {
+  if (sink_ != nullptr) {
+    if (len_ > 0)
+      sink_(ctx_, buf_, len_);
+    len_ = 0;
+    return;
+  }
   if (fd_ < 0)
     return;
   if (len_ > 0)

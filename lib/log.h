@@ -10,10 +10,19 @@ namespace rs {
 
 /// Builds one message in a fixed buffer and writes it with a single write(2)
 /// (so concurrent messages do not interleave), or formats into a caller's
-/// buffer, truncating and counting what did not fit. Never allocates.
+/// buffer, truncating and counting what did not fit, or hands the text to a
+/// sink piece by piece, with no limit on its length. Never allocates
+/// itself.
 class Log {
  public:
+  /// Takes each full buffer, and the rest at flush().
+  using Sink = void (*)(void* ctx, const char* text, size_t len);
+
   explicit Log(int fd = 2) : fd_(fd), out_(buf_), cap_(sizeof(buf_)) {}
+
+  /// Formats into a buffer of its own and gives it to sink(ctx, ...).
+  Log(Sink sink, void* ctx)
+      : fd_(-1), out_(buf_), cap_(sizeof(buf_)), sink_(sink), ctx_(ctx) {}
 
   /// Formats into out[0, cap); total() tells how much the whole text needs.
   Log(char* out, size_t cap) : fd_(-1), out_(out), cap_(cap) {}
@@ -43,12 +52,14 @@ class Log {
   void terminate();
 
  private:
-  int fd_;            // where flush() writes; -1 for a caller's buffer
-  char* out_;         // buf_ or the caller's buffer
-  size_t cap_;        // capacity of out_
-  size_t len_ = 0;    // bytes used in out_
-  size_t total_ = 0;  // bytes formatted in all
-  char buf_[1024];    // pending output when writing to fd_
+  int fd_;               // where flush() writes; -1: a buffer or a sink
+  char* out_;            // buf_ or the caller's buffer
+  size_t cap_;           // capacity of out_
+  size_t len_ = 0;       // bytes used in out_
+  size_t total_ = 0;     // bytes formatted in all
+  Sink sink_ = nullptr;  // takes the output instead of fd_
+  void* ctx_ = nullptr;  // the sink's argument
+  char buf_[1024];       // pending output for fd_ or sink_
 };
 
 }  // namespace rs

@@ -289,6 +289,7 @@ Span* PageHeap::record_mapping(void* start, size_t bytes) {
   g_page_map.set_range(first + pages - 1, 1, span, 0);
   stats_.mapped_large_bytes += bytes;
   stats_.mapped_large_count++;
+  note_mapping_peak();
   return span;
 }
 
@@ -314,6 +315,7 @@ bool PageHeap::move_mapping(Span* span, void* new_start, size_t new_bytes) {
   g_page_map.set_range(span->first_page, 1, nullptr, 0);
   g_page_map.set_range(span->first_page + span->num_pages - 1, 1, nullptr, 0);
   stats_.mapped_large_bytes += new_bytes - span->mapped_bytes;
+  note_mapping_peak();
   span->first_page = first;
   span->num_pages = pages;
   span->mapped_bytes = new_bytes;
@@ -409,7 +411,8 @@ void PageHeap::maybe_decay() {
   } else if (in_use > window_peak_) {
     window_peak_ = in_use;
   }
-  size_t slack = in_use / 4 > kMinSlackBytes ? in_use / 4 : kMinSlackBytes;
+  size_t min_slack = min_slack_set_ ? min_slack_ : kMinSlackBytes;
+  size_t slack = in_use / 4 > min_slack ? in_use / 4 : min_slack;
   if (window_peak_ - in_use > slack)
     slack = window_peak_ - in_use;
   if (stats_.free_bytes - stats_.released_bytes > slack)
@@ -449,6 +452,19 @@ size_t PageHeap::unmap_free_locked() {
 size_t PageHeap::unmap_free() {
   LockGuard guard(lock_);
   return unmap_free_locked();
+}
+
+void PageHeap::set_min_slack(size_t bytes) {
+  LockGuard guard(lock_);
+  min_slack_ = bytes;
+  min_slack_set_ = true;
+}
+
+void PageHeap::note_mapping_peak() {
+  if (stats_.mapped_large_count > stats_.max_mapped_large_count)
+    stats_.max_mapped_large_count = stats_.mapped_large_count;
+  if (stats_.mapped_large_bytes > stats_.max_mapped_large_bytes)
+    stats_.max_mapped_large_bytes = stats_.mapped_large_bytes;
 }
 
 PageHeapStats PageHeap::stats() {

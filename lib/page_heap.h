@@ -14,15 +14,17 @@ namespace rs {
 
 /// Counters of the page heap, read under its lock.
 struct PageHeapStats {
-  size_t heap_mapped_bytes;   // address space of heap chunks
-  size_t free_bytes;          // in free spans, resident or not
-  size_t released_bytes;      // of free_bytes, returned to the OS
-  size_t small_span_bytes;    // in spans carved into objects
-  size_t large_bytes;         // in large spans from the heap
-  size_t mapped_large_bytes;  // in large allocations with own mappings
-  size_t mapped_large_count;  // how many of those
-  size_t metadata_bytes;      // span descriptors and page map leaves
-  size_t free_spans;          // number of free spans
+  size_t heap_mapped_bytes;       // address space of heap chunks
+  size_t free_bytes;              // in free spans, resident or not
+  size_t released_bytes;          // of free_bytes, returned to the OS
+  size_t small_span_bytes;        // in spans carved into objects
+  size_t large_bytes;             // in large spans from the heap
+  size_t mapped_large_bytes;      // in large allocations with own mappings
+  size_t mapped_large_count;      // how many of those
+  size_t max_mapped_large_count;  // most of them at once
+  size_t max_mapped_large_bytes;  // most bytes in them at once
+  size_t metadata_bytes;          // span descriptors and page map leaves
+  size_t free_spans;              // number of free spans
 };
 
 /// All spans come from here. Every public function takes the heap lock.
@@ -66,6 +68,11 @@ class PageHeap {
   /// bytes released now.
   size_t trim(size_t keep_bytes);
 
+  /// The resident free memory kept beyond a quarter of what is in use
+  /// before free pages go back at once (mallopt M_TRIM_THRESHOLD); 8 MiB
+  /// until set.
+  void set_min_slack(size_t bytes);
+
   /// Unmaps every free span, giving its address space back (for when the
   /// OS refuses a mapping, e.g. under RLIMIT_AS). Returns bytes unmapped.
   size_t unmap_free();
@@ -97,6 +104,7 @@ class PageHeap {
   size_t trim_locked(size_t keep_bytes);
   size_t release_span(Span* span);
   bool huge_backed_locked();
+  void note_mapping_peak();
 
   Lock lock_;
   Span* free_[kExactLists + 1];  // free spans by length; [0]: longer ones
@@ -107,6 +115,8 @@ class PageHeap {
   int system_thp_ = -1;          // system THP is "always" (-1: not read yet)
   uint64_t window_end_ms_;       // end of the current peak window
   size_t window_peak_;           // most bytes in use during the window
+  size_t min_slack_;             // set_min_slack's bytes, if min_slack_set_
+  bool min_slack_set_;           // else kMinSlackBytes
 };
 
 extern PageHeap g_page_heap;

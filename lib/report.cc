@@ -54,6 +54,8 @@ void collect_stats(Stats* s) {
                     hs.metadata_bytes + cached_mappings;
   s->mapped_large_count = hs.mapped_large_count;
   s->mapped_large_bytes = hs.mapped_large_bytes;
+  s->max_mapped_large_count = hs.max_mapped_large_count;
+  s->max_mapped_large_bytes = hs.max_mapped_large_bytes;
   s->free_spans = hs.free_spans;
 }
 
@@ -63,17 +65,34 @@ struct mallinfo2 mallinfo2() {
     return glibc::mallinfo2();
   Stats s;
   collect_stats(&s);
+  // glibc's split: arena and uordblks exclude blocks with their own
+  // mapping, which hblks and hblkhd count.
   struct mallinfo2 mi = {};
-  mi.arena = s.mapped_bytes - s.mapped_large_bytes;  // non-mmapped space
+  mi.arena = s.mapped_bytes - s.mapped_large_bytes;
   mi.ordblks = s.free_spans;
   mi.hblks = s.mapped_large_count;
   mi.hblkhd = s.mapped_large_bytes;
-  mi.uordblks = s.in_use_bytes;
+  mi.uordblks = s.in_use_bytes - s.mapped_large_bytes;
   mi.fordblks = s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes;
   mi.fsmblks = s.cpu_cache_bytes;
   mi.keepcost = 0;
   return mi;
 }
+
+namespace {
+
+/// One "label = %10zu" line of glibc's malloc_stats.
+void glibc_line(Log& log, const char* label, size_t value) {
+  char digits[24];
+  Log d(digits, sizeof(digits));
+  d.dec(value);
+  log.str(label).str(" = ");
+  for (size_t pad = d.total(); pad < 10; pad++)
+    log.chr(' ');
+  log.str(digits, d.total()).chr('\n');
+}
+
+}  // namespace
 
 void print_malloc_stats() {
   ensure_init();
@@ -84,52 +103,86 @@ void print_malloc_stats() {
   Stats s;
   collect_stats(&s);
   Log log;
+  // glibc's lines first, which programs and test suites search for: rsmalloc
+  // has one heap, reported as arena 0, then the totals with the blocks that
+  // have their own mapping. Numbers are not cut to 32 bits as glibc's are.
+  size_t heap_in_use = s.in_use_bytes - s.mapped_large_bytes;
+  size_t heap_system = s.mapped_bytes - s.mapped_large_bytes;
+  log.str("Arena 0:\n");
+  glibc_line(log, "system bytes    ", heap_system);
+  glibc_line(log, "in use bytes    ", heap_in_use);
+  log.str("Total (incl. mmap):\n");
+  glibc_line(log, "system bytes    ", s.mapped_bytes);
+  glibc_line(log, "in use bytes    ", s.in_use_bytes);
+  glibc_line(log, "max mmap regions", s.max_mapped_large_count);
+  glibc_line(log, "max mmap bytes  ", s.max_mapped_large_bytes);
   format_stats_text(log, s, g_mode);
 }
 
-int malloc_info(int options, FILE* fp) {
-  if (options != 0) {
-    errno = EINVAL;
-    return -1;
+namespace {
+
+/// Where malloc_info's text goes: fwrite, remembering a failure.
+struct InfoSink {
+  FILE* fp;  // the caller's stream
+  bool ok;   // every fwrite took all its bytes
+};
+
+void info_write(void* ctx, const char* text, size_t len) {
+  InfoSink* sink = static_cast<InfoSink*>(ctx);
+  // stdio may allocate: no allocator lock is held here.
+  if (fwrite(text, 1, len, sink->fp) != len)
+    sink->ok = false;
+}
+
+/// The <total>, <system> and <aspace> elements of a heap or of the whole.
+void info_totals(Log& x, const Stats& s, bool whole) {
+  x.str("<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
+  x.str("<total type=\"rest\" count=\"").dec(s.free_spans).str("\" size=\"");
+  x.dec(s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes);
+  x.str("\"/>\n");
+  if (whole) {
+    x.str("<total type=\"mmap\" count=\"").dec(s.mapped_large_count);
+    x.str("\" size=\"").dec(s.mapped_large_bytes).str("\"/>\n");
   }
+  x.str("<system type=\"current\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<system type=\"max\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"total\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n<aspace type=\"mprotect\" size=\"").dec(s.mapped_bytes);
+  x.str("\"/>\n");
+}
+
+}  // namespace
+
+int malloc_info(int options, FILE* fp) {
+  if (options != 0)
+    return EINVAL;  // glibc's answer, errno untouched
   ensure_init();
   if (g_disabled)
     return glibc::malloc_info(options, fp);
   Stats s;
   collect_stats(&s);
-  // glibc's shape: <malloc version="1"><heap nr="0">...</heap>...</malloc>.
-  char buf[2048];
-  Log x(buf, sizeof(buf));
-  x.str("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
-  for (size_t c = 1; c < kNumClasses; c++) {
-    size_t free_objects = s.classes[c].free + s.classes[c].cached;
-    if (free_objects == 0)
-      continue;
-    x.str("  <size from=\"").dec(c > 1 ? class_size(c - 1) + 1 : 1);
-    x.str("\" to=\"").dec(class_size(c)).str("\" total=\"");
-    x.dec(free_objects * class_size(c)).str("\" count=\"").dec(free_objects);
-    x.str("\"/>\n");
-  }
-  x.str("</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
-  x.str("<total type=\"rest\" count=\"").dec(s.free_spans).str("\" size=\"");
-  x.dec(s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes);
-  x.str("\"/>\n<system type=\"current\" size=\"").dec(s.mapped_bytes);
-  x.str("\"/>\n<system type=\"max\" size=\"").dec(s.mapped_bytes);
-  x.str("\"/>\n<aspace type=\"total\" size=\"").dec(s.mapped_bytes);
-  x.str("\"/>\n<aspace type=\"mprotect\" size=\"").dec(s.mapped_bytes);
-  x.str("\"/>\n</heap>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
-  x.str("<total type=\"rest\" count=\"").dec(s.free_spans).str("\" size=\"");
-  x.dec(s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes);
-  x.str("\"/>\n<total type=\"mmap\" count=\"").dec(s.mapped_large_count);
-  x.str("\" size=\"").dec(s.mapped_large_bytes);
-  x.str("\"/>\n<system type=\"current\" size=\"").dec(s.mapped_bytes);
-  x.str("\"/>\n<system type=\"max\" size=\"").dec(s.mapped_bytes);
-  x.str("\"/>\n<aspace type=\"total\" size=\"").dec(s.mapped_bytes);
-  x.str("\"/>\n<aspace type=\"mprotect\" size=\"").dec(s.mapped_bytes);
-  x.str("\"/>\n</malloc>\n");
-  size_t len = x.total() < sizeof(buf) ? x.total() : sizeof(buf);
-  // stdio may allocate; no allocator lock is held here.
-  return fwrite(buf, 1, len, fp) == len ? 0 : -1;
+  // glibc's shape: <malloc version="1"><heap nr="0">...</heap>...</malloc>,
+  // streamed in pieces: one line per size class has no fixed bound.
+  InfoSink sink = {fp, true};
+  {
+    Log x(info_write, &sink);
+    x.str("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+    for (size_t c = 1; c < kNumClasses; c++) {
+      size_t free_objects = s.classes[c].free + s.classes[c].cached;
+      if (free_objects == 0)
+        continue;
+      x.str("  <size from=\"").dec(c > 1 ? class_size(c - 1) + 1 : 1);
+      x.str("\" to=\"").dec(class_size(c)).str("\" total=\"");
+      x.dec(free_objects * class_size(c)).str("\" count=\"").dec(free_objects);
+      x.str("\"/>\n");
+    }
+    x.str("</sizes>\n");
+    info_totals(x, s, false);
+    x.str("</heap>\n");
+    info_totals(x, s, true);
+    x.str("</malloc>\n");
+  }  // the Log's destructor hands over the last piece
+  return sink.ok ? 0 : -1;
 }
 
 int mallopt(int param, int value) {
@@ -148,8 +201,21 @@ int mallopt(int param, int value) {
                            : kMaxSmallSize + 1,
                        __ATOMIC_RELAXED);
       return 1;
-    case M_MXFAST:
+    case M_PERTURB:
+      set_perturb(value);
+      return 1;
     case M_TRIM_THRESHOLD:
+      // glibc: free memory at the top of the heap beyond this is trimmed.
+      // Here: the free pages kept resident beyond a quarter of what is in
+      // use before the rest goes back at once.
+      if (value < 0)
+        return 0;
+      g_page_heap.set_min_slack(static_cast<size_t>(value));
+      return 1;
+    case M_MXFAST:
+      // glibc's fastbin limit (at most 160 bytes on 64-bit); rsmalloc has
+      // no fastbins.
+      return value >= 0 && value <= 160 ? 1 : 0;
     case M_TOP_PAD:
     case M_MMAP_MAX:
     case M_CHECK_ACTION:
@@ -157,7 +223,7 @@ int mallopt(int param, int value) {
     case M_ARENA_MAX:
       return 1;  // glibc tuning with no counterpart here: accepted, no effect
     default:
-      return 0;  // M_PERTURB and unknown parameters
+      return 0;  // unknown parameters
   }
 }
 

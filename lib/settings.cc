@@ -183,6 +183,36 @@ bool parse_size(const char* s, size_t* out) {
   return true;
 }
 
+bool parse_perturb(const char* s, int* out) {
+  unsigned base = 10;
+  if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s += 2;
+  }
+  if (*s == '\0')
+    return false;
+  unsigned v = 0;
+  for (; *s != '\0'; s++) {
+    unsigned digit;
+    if (*s >= '0' && *s <= '9') {
+      digit = static_cast<unsigned>(*s - '0');
+    } else if (base == 16 && *s >= 'a' && *s <= 'f') {
+      digit = static_cast<unsigned>(*s - 'a' + 10);
+    } else if (base == 16 && *s >= 'A' && *s <= 'F') {
+      digit = static_cast<unsigned>(*s - 'A' + 10);
+    } else {
+      return false;
+    }
+    if (digit >= base)
+      return false;
+    v = v * base + digit;
+    if (v > 255)
+      return false;
+  }
+  *out = static_cast<int>(v);
+  return true;
+}
+
 bool load_config() {
   if (environ == nullptr)
     return false;
@@ -198,6 +228,10 @@ bool load_config() {
   read_setting("RSMALLOC_STATS", &g_config.stats, parse_stats, "0, 1 or json");
   read_setting("RSMALLOC_BACKGROUND", &g_config.background, parse_bool,
                "0 or 1");
+  // glibc's variable, read as glibc reads it: not in setuid programs, and
+  // a bad value is ignored silently.
+  if (const char* perturb = lookup("MALLOC_PERTURB_"))
+    parse_perturb(perturb, &g_config.perturb);
   return true;
 }
 
@@ -214,6 +248,8 @@ void print_config(const char* cache_mode) {
   log.str(" RSMALLOC_THP=").str(thp_name(g_config.thp));
   log.str(" RSMALLOC_STATS=").str(stats_name(g_config.stats));
   log.str(" RSMALLOC_BACKGROUND=").dec(g_config.background).chr('\n');
+  if (g_config.perturb != 0)
+    log.str("rsmalloc: MALLOC_PERTURB_=").dec(g_config.perturb).chr('\n');
 }
 
 }  // namespace rs

@@ -23,6 +23,7 @@ struct Config {
   ThpSetting thp = ThpSetting::kAuto;     // RSMALLOC_THP
   StatsSetting stats = StatsSetting::kOff;  // RSMALLOC_STATS
   bool background = false;  // RSMALLOC_BACKGROUND: start a purger thread
+  int perturb = 0;          // MALLOC_PERTURB_, glibc's: fill byte, 0 off
 };
 
 extern Config g_config;
@@ -40,6 +41,10 @@ void print_config(const char* cache_mode);
 bool parse_bool(const char* s, bool* out);
 bool parse_size(const char* s, size_t* out);  // bytes, optional K/M/G
 bool parse_u64(const char* s, uint64_t* out);
+
+/// glibc's MALLOC_PERTURB_: a byte, 0 to 255, in decimal or 0x hex. glibc
+/// ignores other values without a word, and so does rsmalloc.
+bool parse_perturb(const char* s, int* out);
 
 }  // namespace rs
 

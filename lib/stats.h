@@ -21,19 +21,21 @@ struct ClassStats {
 
 /// Where every byte rsmalloc took from the OS is.
 struct Stats {
-  size_t in_use_bytes;         // held by the program (small + large)
-  size_t small_in_use_bytes;   // of which small objects
-  size_t large_in_use_bytes;   // of which large allocations
-  size_t cpu_cache_bytes;      // objects waiting in CPU caches
-  size_t central_free_bytes;   // free objects in spans of the central lists
-  size_t heap_free_bytes;      // free pages in the page heap, still resident
-  size_t released_bytes;       // free pages returned to the OS
-  size_t span_released_bytes;  // of which inside partly used spans
-  size_t metadata_bytes;       // span descriptors, page map, cache regions
-  size_t mapped_bytes;         // address space taken from the OS
-  size_t mapped_large_count;   // large allocations with their own mapping
-  size_t mapped_large_bytes;   // their bytes
-  size_t free_spans;           // free spans in the page heap
+  size_t in_use_bytes;            // held by the program (small + large)
+  size_t small_in_use_bytes;      // of which small objects
+  size_t large_in_use_bytes;      // of which large allocations
+  size_t cpu_cache_bytes;         // objects waiting in CPU caches
+  size_t central_free_bytes;      // free objects in spans of the central lists
+  size_t heap_free_bytes;         // free pages in the page heap, still resident
+  size_t released_bytes;          // free pages returned to the OS
+  size_t span_released_bytes;     // of which inside partly used spans
+  size_t metadata_bytes;          // span descriptors, page map, cache regions
+  size_t mapped_bytes;            // address space taken from the OS
+  size_t mapped_large_count;      // large allocations with their own mapping
+  size_t mapped_large_bytes;      // their bytes
+  size_t max_mapped_large_count;  // most such allocations at once
+  size_t max_mapped_large_bytes;  // most bytes in them at once
+  size_t free_spans;              // free spans in the page heap
   ClassStats classes[kNumClasses];  // per size class
 };
 

@@ -41,3 +41,17 @@ EXTRA_DIST += tests/abi-symbols.txt
 # Cheap checks first.
 TESTS += tests/abi-deps.sh tests/test_abi tests/test_cxx tests/test_stress \
 	tests/ulimit.sh tests/real-programs.sh
+
+# glibc's behaviours: errno, mallopt, M_PERTURB and MALLOC_PERTURB_,
+# malloc_stats and malloc_info (run by tests/glibc-compat.sh in each mode).
+check_PROGRAMS += tests/test_glibc_compat tests/perturb_probe
+tests_test_glibc_compat_SOURCES = tests/test_glibc_compat.c \
+	tests/check_main.h tests/on_valgrind.h
+tests_test_glibc_compat_CFLAGS = $(RS_ABI_TEST_CFLAGS)
+tests_test_glibc_compat_LDFLAGS = -pthread
+tests_test_glibc_compat_LDADD = $(RS_ABI_TEST_LIBS)
+# Not linked with rsmalloc: it runs under /etc/ld.so.preload.
+tests_perturb_probe_SOURCES = tests/perturb_probe.c
+tests_perturb_probe_CFLAGS = $(RS_WARN_CFLAGS) -fno-builtin
+dist_check_SCRIPTS += tests/glibc-compat.sh
+TESTS += tests/glibc-compat.sh

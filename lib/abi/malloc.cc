@@ -67,12 +67,10 @@ RS_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
 
 RS_EXPORT int posix_memalign(void** out, size_t align, size_t n) {
   if (align % sizeof(void*) != 0 || !rs::is_pow2(align))
-    return EINVAL;
-  int saved = errno;
+    return EINVAL;  // errno untouched, as in glibc
   void* p = rs::allocate_aligned(align, n);
-  errno = saved;  // posix_memalign reports through its result only
   if (p == nullptr)
-    return ENOMEM;
+    return ENOMEM;  // errno is ENOMEM too, as in glibc
   *out = p;
   return 0;
 }

@@ -141,6 +141,9 @@ void CpuCache::init(const ClassLimits* limits,
   where_.area_off = rs.area_offset;
   where_.idx_off = rs.area_offset + idx;
   __atomic_store_n(&where_.base, regions_, __ATOMIC_RELEASE);
+  fast_.area_off = where_.area_off;
+  fast_.idx_off = where_.idx_off;
+  set_fast_path(true);
 }
 
 size_t CpuCache::current_cpu() const {

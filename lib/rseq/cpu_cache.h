@@ -75,17 +75,44 @@ class CpuCache {
             bool want_rseq);
 
   /// Pops an object of class cls, or nullptr on a miss (take pop_slow).
+  /// Always misses while the fast path is off (set_fast_path).
   RS_FAST_PATH void* pop(size_t cls) {
-    if (RS_UNLIKELY(where_.base == nullptr))
+    if (RS_UNLIKELY(fast_.base == nullptr))
+      return nullptr;
+    return rseq::pop(fast_, cls);
+  }
+
+  /// Pushes obj of class cls; false on a miss (take push_slow). Always
+  /// misses while the fast path is off.
+  RS_FAST_PATH bool push(size_t cls, void* obj) {
+    if (RS_UNLIKELY(fast_.base == nullptr))
+      return false;
+    return rseq::push(fast_, cls, obj);
+  }
+
+  /// pop for slow paths: the same section, also while the fast path is
+  /// off; nullptr on a miss (take pop_slow).
+  void* pop_cached(size_t cls) {
+    if (where_.base == nullptr)
       return nullptr;
     return rseq::pop(where_, cls);
   }
 
-  /// Pushes obj of class cls; false on a miss (take push_slow).
-  RS_FAST_PATH bool push(size_t cls, void* obj) {
-    if (RS_UNLIKELY(where_.base == nullptr))
+  /// push for slow paths: the same section, also while the fast path is
+  /// off; false on a miss (take push_slow).
+  bool push_cached(size_t cls, void* obj) {
+    if (where_.base == nullptr)
       return false;
     return rseq::push(where_, cls, obj);
+  }
+
+  /// Turns the inline pop and push on or off. Off, every malloc and free
+  /// reaches the layer above's slow paths (which use pop_cached and
+  /// push_slow), so it can act on every block (mallopt M_PERTURB). A
+  /// section that read the old state may still complete: the switch takes
+  /// effect for operations that start after it.
+  void set_fast_path(bool on) {
+    __atomic_store_n(&fast_.base, on ? where_.base : nullptr, __ATOMIC_RELEASE);
   }
 
   /// The miss path of pop (every pop in fallback mode): lays out the CPU's
@@ -158,7 +185,8 @@ class CpuCache {
   bool selected(size_t cpu, uint64_t now, uint64_t idle_ms) const;
   void note_activity(size_t cpu);
 
-  Where where_ = {};                 // rseq mode only: what the sections read
+  Where fast_ = {};   // what pop and push read: where_, or no base when off
+  Where where_ = {};  // rseq mode only: what the slow paths' sections read
   Mode mode_ = Mode::kNone;          // how caches are reached
   Index index_ = Index::kCpuId;      // rseq: mm_cid or cpu_id
   bool fence_ok_ = false;            // rseq: membarrier fence registered
