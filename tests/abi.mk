@@ -41,3 +41,6 @@ EXTRA_DIST += tests/abi-symbols.txt
 # Cheap checks first.
 TESTS += tests/abi-deps.sh tests/test_abi tests/test_cxx tests/test_stress \
 	tests/ulimit.sh tests/real-programs.sh
+
+# Settings and modes: promises that tests/effects.mk checks.
+include $(srcdir)/tests/effects.mk
