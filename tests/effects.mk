@@ -4,8 +4,16 @@
 # end to end, the background purger, and the other settings. Included from
 # tests/abi.mk; paths are from the top.
 
-check_PROGRAMS += tests/expected_mode
+check_PROGRAMS += tests/expected_mode tests/test_disabled
 
 # On glibc's malloc: it must not ask rsmalloc what the answer is.
 tests_expected_mode_SOURCES = tests/expected_mode.c tests/on_valgrind.h
 tests_expected_mode_CFLAGS = $(RS_WARN_CFLAGS)
+
+tests_test_disabled_SOURCES = tests/test_disabled.c tests/check_main.h
+tests_test_disabled_CFLAGS = $(RS_ABI_TEST_CFLAGS)
+tests_test_disabled_LDFLAGS = -pthread
+tests_test_disabled_LDADD = $(RS_ABI_TEST_LIBS)
+
+dist_check_SCRIPTS += tests/disabled.sh
+TESTS += tests/disabled.sh
