@@ -4,7 +4,7 @@
 # end to end, the background purger, and the other settings. Included from
 # tests/abi.mk; paths are from the top.
 
-check_PROGRAMS += tests/expected_mode tests/test_disabled
+check_PROGRAMS += tests/expected_mode tests/test_disabled tests/background
 
 # On glibc's malloc: it must not ask rsmalloc what the answer is.
 tests_expected_mode_SOURCES = tests/expected_mode.c tests/on_valgrind.h
@@ -15,5 +15,9 @@ tests_test_disabled_CFLAGS = $(RS_ABI_TEST_CFLAGS)
 tests_test_disabled_LDFLAGS = -pthread
 tests_test_disabled_LDADD = $(RS_ABI_TEST_LIBS)
 
-dist_check_SCRIPTS += tests/disabled.sh
-TESTS += tests/disabled.sh
+tests_background_SOURCES = tests/background.c
+tests_background_CFLAGS = $(RS_WARN_CFLAGS) -fno-builtin
+tests_background_LDADD = lib/librsmalloc.la
+
+dist_check_SCRIPTS += tests/disabled.sh tests/background.sh
+TESTS += tests/disabled.sh tests/background.sh
