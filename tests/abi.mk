@@ -55,3 +55,6 @@ tests_perturb_probe_SOURCES = tests/perturb_probe.c
 tests_perturb_probe_CFLAGS = $(RS_WARN_CFLAGS) -fno-builtin
 dist_check_SCRIPTS += tests/glibc-compat.sh
 TESTS += tests/glibc-compat.sh
+
+# Settings and modes: promises that tests/effects.mk checks.
+include $(srcdir)/tests/effects.mk

@@ -65,6 +65,40 @@ finish() {
   exit 0
 }
 
+# rs_expected_mode [VAR=VALUE...]: the cache mode rsmalloc must report with
+# these settings on this machine, worked out by tests/expected_mode without
+# the library: "rseq/mm_cid", "rseq/cpu_id", "disabled", "fallback: ..."
+# (that exact mode) or "fallback" (any reason). Empty when not built.
+rs_expected_mode() {
+  [ -x "$top_builddir/tests/expected_mode" ] || return 1
+  env "$@" "$top_builddir/tests/expected_mode" 2>/dev/null
+}
+
+# rs_mode_ok ACTUAL EXPECTED: whether the mode the library reported is the
+# expected one. RSMALLOC_TEST_ALLOW_FALLBACK=1 accepts a fallback where rseq
+# is expected (a machine where the probe above is wrong, for now).
+rs_mode_ok() {
+  case $2 in
+    "") return 1 ;;
+    fallback)
+      case $1 in "fallback: "?*) return 0 ;; esac
+      return 1
+      ;;
+  esac
+  [ "$1" = "$2" ] && return 0
+  case $2:${RSMALLOC_TEST_ALLOW_FALLBACK:-0} in
+    rseq/*:1)
+      case $1 in "fallback: "?*) return 0 ;; esac
+      ;;
+  esac
+  return 1
+}
+
+# rs_verbose_mode FILE: the mode from RSMALLOC_VERBOSE's start-up line.
+rs_verbose_mode() {
+  sed -n 's/^rsmalloc: cache mode //p' "$1" | head -n 1
+}
+
 # Skips the whole test with a reason.
 skip_all() {
   printf 'skip: %s\n' "$*"

@@ -22,6 +22,8 @@ esac
 tmp=$(mktemp -d) || exit 99
 trap 'rm -rf "$tmp"' EXIT
 limit=${RS_REAL_TIMEOUT:-300}
+# The cache mode rsmalloc must report here (tests/expected_mode).
+expected=$(rs_expected_mode)
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -310,11 +312,15 @@ if [ -n "$truebin" ]; then
   rc=$?
   if [ $rc -ne 0 ]; then
     not_ok "RSMALLOC_VERBOSE=1 $truebin exits $rc"
-  elif grep -qi rsmalloc "$tmp/verbose.err"; then
-    ok "RSMALLOC_VERBOSE=1 prints: $(grep -i rsmalloc "$tmp/verbose.err" | head -1)"
+  elif grep -q '^rsmalloc: version [0-9]' "$tmp/verbose.err"; then
+    ok "RSMALLOC_VERBOSE=1 prints: $(grep '^rsmalloc: version' "$tmp/verbose.err")"
   else
-    not_ok "RSMALLOC_VERBOSE=1 printed no line mentioning rsmalloc on stderr"
+    not_ok "RSMALLOC_VERBOSE=1 printed no 'rsmalloc: version' line on stderr"
+    show "$tmp/verbose.err"
   fi
+  mode=$(rs_verbose_mode "$tmp/verbose.err")
+  check "RSMALLOC_VERBOSE=1: cache mode '$mode' (expected '$expected')" \
+    rs_mode_ok "$mode" "$expected"
   if [ -s "$tmp/verbose.out" ]; then
     not_ok "RSMALLOC_VERBOSE=1 wrote to stdout"
   else
@@ -322,10 +328,14 @@ if [ -n "$truebin" ]; then
   fi
   # A program that allocates, too.
   RSMALLOC_VERBOSE=1 LD_PRELOAD=$lib ls / >/dev/null 2>"$tmp/verbose_ls.err"
-  if grep -qi rsmalloc "$tmp/verbose_ls.err"; then
-    ok "RSMALLOC_VERBOSE=1 ls prints a line mentioning rsmalloc"
+  mode=$(rs_verbose_mode "$tmp/verbose_ls.err")
+  if grep -q '^rsmalloc: version [0-9]' "$tmp/verbose_ls.err" &&
+    rs_mode_ok "$mode" "$expected"; then
+    ok "RSMALLOC_VERBOSE=1 ls prints the version and cache mode $mode"
   else
-    not_ok "RSMALLOC_VERBOSE=1 ls printed no line mentioning rsmalloc"
+    not_ok "RSMALLOC_VERBOSE=1 ls: no version line, or mode '$mode'" \
+      "(expected '$expected')"
+    show "$tmp/verbose_ls.err"
   fi
   LD_PRELOAD=$lib "$truebin" 2>"$tmp/quiet.err"
   if [ -s "$tmp/quiet.err" ]; then
@@ -354,12 +364,17 @@ c.malloc.argtypes = [ctypes.c_size_t]
 p = c.malloc(100)
 print(c.rsmalloc_version().decode(), c.rsmalloc_cache_mode().decode(), c.rsmalloc_owns(p))
 ' 2>&1)
-  case $out in
-    *" disabled 0" | *" 1")
-      ok "python3 reaches rsmalloc through the preload: $out" ;;
-    *)
-      not_ok "python3 under the preload: $out" ;;
-  esac
+  # version, mode, owns: "0.1.0 rseq/mm_cid 1"; anything else fails.
+  version=${out%% *}
+  owns=${out##* }
+  mode=${out#"$version "}
+  mode=${mode%" $owns"}
+  if [ "$owns" = 1 ] && rs_mode_ok "$mode" "$expected" &&
+    printf '%s\n' "$version" | grep -qx '[0-9]*\.[0-9]*\.[0-9]*'; then
+    ok "python3 reaches rsmalloc through the preload: $out"
+  else
+    not_ok "python3 under the preload: '$out' (want VERSION $expected 1)"
+  fi
 fi
 
 finish

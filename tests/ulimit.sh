@@ -67,6 +67,14 @@ for mode in rseq no_rseq; do
   [ "$mode" = no_rseq ] && env=RSMALLOC_RSEQ=0
   # Start-up and ordinary use under the limit.
   check_limit_prog "$mode/start" $env -- start
+  # The limit must not push rsmalloc into a fallback (no room for the
+  # per-CPU caches): the mode is the one expected without it.
+  # shellcheck disable=SC2086
+  want=$(rs_expected_mode $env)
+  got=$(sed -n 's/.*, cache mode \(.*\), phase start$/\1/p' \
+    "$tmp/${key}.out" | head -n 1)
+  check "$mode/start under the limit: cache mode '$got' (expected '$want')" \
+    rs_mode_ok "$got" "$want"
   # 1 GiB requests fail with ENOMEM from every entry point.
   check_limit_prog "$mode/impossible" $env -- impossible
   # Exhaust with one size, free, allocate that size again.

@@ -12,9 +12,9 @@
 namespace {
 
 const char* const kVariables[] = {
-    "RSMALLOC_DISABLE",   "RSMALLOC_VERBOSE",  "RSMALLOC_RSEQ",
-    "RSMALLOC_CPU_CACHE", "RSMALLOC_DECAY_MS", "RSMALLOC_THP",
-    "RSMALLOC_STATS",
+    "RSMALLOC_DISABLE",   "RSMALLOC_VERBOSE",    "RSMALLOC_RSEQ",
+    "RSMALLOC_CPU_CACHE", "RSMALLOC_DECAY_MS",   "RSMALLOC_THP",
+    "RSMALLOC_STATS",     "RSMALLOC_BACKGROUND",
 };
 
 void clear_environment() {
@@ -36,7 +36,7 @@ bool config_is_default(const rs::Config& c) {
   const rs::Config d{};
   return c.disable == d.disable && c.verbose == d.verbose && c.rseq == d.rseq &&
          c.cpu_cache_bytes == d.cpu_cache_bytes && c.decay_ms == d.decay_ms &&
-         c.thp == d.thp && c.stats == d.stats;
+         c.thp == d.thp && c.stats == d.stats && c.background == d.background;
 }
 
 /// What a call wrote on fd 2.
@@ -263,6 +263,8 @@ START_TEST(bad_value_reported_once_and_default_kept) {
       {"RSMALLOC_DECAY_MS", "1s"},  {"RSMALLOC_DECAY_MS", ""},
       {"RSMALLOC_THP", "madvise"},  {"RSMALLOC_THP", "Always"},
       {"RSMALLOC_STATS", "2"},      {"RSMALLOC_STATS", "JSON"},
+      {"RSMALLOC_BACKGROUND", "2"}, {"RSMALLOC_BACKGROUND", "yes"},
+      {"RSMALLOC_BACKGROUND", ""},
   };
 
   for (const auto& b : bad) {
@@ -319,10 +321,12 @@ START_TEST(good_values_take_effect) {
   setenv("RSMALLOC_DECAY_MS", "250", 1);
   setenv("RSMALLOC_THP", "never", 1);
   setenv("RSMALLOC_STATS", "json", 1);
+  setenv("RSMALLOC_BACKGROUND", "1", 1);
   Captured out;
   capture_stderr(&out, [] { return rs::load_config(); });
   ck_assert(out.result);
   ck_assert_msg(out.len == 0, "unexpected output: %s", out.text);
+  ck_assert(rs::g_config.background);
   ck_assert(rs::g_config.disable);
   ck_assert(rs::g_config.verbose);
   ck_assert(rs::g_config.rseq == rs::RseqSetting::kOff);
@@ -345,6 +349,7 @@ START_TEST(boundary_values_accepted) {
       {"RSMALLOC_RSEQ", "1"},           {"RSMALLOC_THP", "always"},
       {"RSMALLOC_THP", "auto"},         {"RSMALLOC_STATS", "0"},
       {"RSMALLOC_STATS", "1"},          {"RSMALLOC_DISABLE", "0"},
+      {"RSMALLOC_BACKGROUND", "0"},     {"RSMALLOC_BACKGROUND", "1"},
   };
 
   for (const auto& g : good) {
@@ -370,6 +375,11 @@ START_TEST(boundary_values_accepted) {
   ck_assert(rs::g_config.thp == rs::ThpSetting::kAlways);
   ck_assert(rs::g_config.stats == rs::StatsSetting::kText);
   ck_assert(rs::g_config.rseq == rs::RseqSetting::kAuto);
+  // "0" sets it back too.
+  rs::g_config.background = true;
+  setenv("RSMALLOC_BACKGROUND", "0", 1);
+  ck_assert(rs::load_config());
+  ck_assert(!rs::g_config.background);
   setenv("RSMALLOC_CPU_CACHE", "1G", 1);
   setenv("RSMALLOC_DECAY_MS", "3600000", 1);
   ck_assert(rs::load_config());
@@ -385,6 +395,7 @@ START_TEST(print_config_shows_effective_values) {
   rs::g_config.thp = rs::ThpSetting::kNever;
   rs::g_config.stats = rs::StatsSetting::kJson;
   rs::g_config.rseq = rs::RseqSetting::kOff;
+  rs::g_config.background = true;
   Captured out;
   capture_stderr(&out, [] {
     rs::print_config("test-mode");
@@ -398,6 +409,7 @@ START_TEST(print_config_shows_effective_values) {
   ck_assert_ptr_nonnull(strstr(out.text, "RSMALLOC_STATS=json"));
   ck_assert_ptr_nonnull(strstr(out.text, "RSMALLOC_RSEQ=0"));
   ck_assert_ptr_nonnull(strstr(out.text, "RSMALLOC_DISABLE=0"));
+  ck_assert_ptr_nonnull(strstr(out.text, "RSMALLOC_BACKGROUND=1"));
   // Every line is prefixed, so it is clear where it came from.
   size_t lines = count_lines(out.text);
   ck_assert_uint_gt(lines, 0);
