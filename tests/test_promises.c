@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "check_main.h"
+#include "misuse.h"
 #include "rsmalloc.h"
 
 /* Report failures only: ck_assert*() in loops over many bytes is slow. */
@@ -185,98 +186,6 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* Misuse through free and realloc: each must abort with rsmalloc's own
  * message, in a child; the same child without the misuse must live. */
-
-typedef void (*misuse_fn)(int misuse);
-
-/* Runs fn(misuse) in a child whose stderr goes through a pipe. Returns the
- * wait status; *msg gets what the child wrote (NUL-terminated). */
-static int run_child(misuse_fn fn, int misuse, char* msg, size_t len) {
-  int fds[2];
-  ck_assert_int_eq(pipe(fds), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    signal(SIGABRT, SIG_DFL);
-    fn(misuse);
-    _exit(0);
-  }
-  close(fds[1]);
-  size_t got = 0;
-  for (;;) {
-    ssize_t n = read(fds[0], msg + got, len - 1 - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    got += (size_t)n;
-    if (got == len - 1)
-      break;
-  }
-  msg[got] = '\0';
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    ck_assert_int_eq(errno, EINTR);
-  return status;
-}
-
-/* fn(1) must die of SIGABRT saying "rsmalloc: <what>", fn(0) must not. */
-static void expect_abort(misuse_fn fn, const char* what) {
-  static char msg[4096];
-  int status = run_child(fn, 0, msg, sizeof msg);
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                "%s without the misuse: status %#x, stderr: %s", what, status,
-                msg);
-  if (!rs_active())
-    return; /* glibc's own checks are its business */
-  status = run_child(fn, 1, msg, sizeof msg);
-  ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
-                "%s: status %#x, not SIGABRT; stderr: %s", what, status, msg);
-  char want[128];
-  snprintf(want, sizeof want, "rsmalloc: %s", what);
-  ck_assert_msg(strncmp(msg, want, strlen(want)) == 0,
-                "%s: stderr is \"%s\", not \"%s...\"", what, msg, want);
-}
-
-/* A block of n bytes, written; the misuse passes p + off instead of p. */
-static void free_interior(size_t n, size_t off, int misuse) {
-  char* p = malloc(opaque(n));
-  if (p == NULL)
-    _exit(2);
-  memset(p, 1, n);
-  free(misuse ? p + off : p);
-}
-
-static void realloc_interior(size_t n, size_t off, int misuse) {
-  char* p = malloc(opaque(n));
-  if (p == NULL)
-    _exit(2);
-  memset(p, 1, n);
-  char* q = realloc(misuse ? p + off : p, opaque(n + n / 2));
-  if (q == NULL)
-    _exit(3);
-  free(q);
-}
-
-/* Between two blocks in use, so the freed block's pages stay a span of
- * their own, not merged into a free neighbour. */
-static void double_free(size_t n, int misuse) {
-  char* before = malloc(opaque(n));
-  char* p = malloc(opaque(n));
-  char* after = malloc(opaque(n));
-  if (before == NULL || p == NULL || after == NULL)
-    _exit(2);
-  memset(p, 1, n);
-  free(p);
-  if (misuse)
-    free(p);
-  free(before);
-  free(after);
-}
 
 static void free_heap_interior(int misuse) {
   free_interior(300 * KiB, 4096, misuse);
