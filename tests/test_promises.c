@@ -70,7 +70,16 @@ static size_t first_nonzero(const void* p, size_t n) {
  * its span instead of the CPU cache on a miss) to the largest small one,
  * found through malloc_usable_size. Returns how many. */
 static size_t big_classes(size_t* out, size_t max) {
+  static const size_t some[] = {4 * KiB,  5 * KiB,  8 * KiB,  20 * KiB,
+                                64 * KiB, 99 * KiB, 256 * KiB};
   size_t count = 0;
+  if (slow || !rs_active()) {
+    /* Under valgrind malloc_usable_size is the size asked for, and calloc
+     * always clears; with RSMALLOC_DISABLE=1 glibc answers: a few sizes. */
+    for (; count < max && count < sizeof some / sizeof some[0]; count++)
+      out[count] = some[count];
+    return count;
+  }
   for (size_t n = 4 * KiB; n <= 256 * KiB && count < max;) {
     void* p = malloc(opaque(n));
     EXPECT_NONNULL(p);
@@ -129,9 +138,9 @@ START_TEST(calloc_after_trim_into_dirty_span) {
   static const size_t lives[] = {2, 3, 4, 5, 6, 8, 9, 12, 16, 17, 33};
   size_t classes[64];
   size_t n = big_classes(classes, 64);
-  EXPECT(n >= 40 && classes[n - 1] == 256 * KiB,
+  EXPECT((slow || !rs_active() || n >= 40) && classes[n - 1] == 256 * KiB,
          "%zu classes from 4 KiB, the last %zu bytes", n, classes[n - 1]);
-  for (size_t c = 0; c < n; c += slow ? 7 : 1) {
+  for (size_t c = 0; c < n; c++) {
     for (size_t k = 0; k < sizeof lives / sizeof lives[0]; k++)
       calloc_from_dirty_span(classes[c], lives[k], 1);
   }
@@ -146,7 +155,7 @@ END_TEST
 START_TEST(calloc_after_cache_overflow_into_dirty_span) {
   size_t classes[64];
   size_t n = big_classes(classes, 64);
-  for (size_t c = 0; c < n; c += slow ? 7 : 1) {
+  for (size_t c = 0; c < n; c++) {
     for (size_t j = 0; j < 16; j += slow ? 5 : 1)
       calloc_from_dirty_span(classes[c], 512 * KiB / classes[c] + 8 + j, 0);
   }
