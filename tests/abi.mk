@@ -9,12 +9,28 @@ RS_ABI_TEST_CFLAGS = $(CHECK_CFLAGS) $(RS_WARN_CFLAGS) -pthread -fno-builtin
 RS_ABI_TEST_LIBS = lib/librsmalloc.la $(CHECK_LIBS)
 
 check_PROGRAMS += tests/test_abi tests/test_cxx tests/test_stress \
-	tests/limit_prog
+	tests/limit_prog tests/test_promises tests/test_known_bugs
 
 tests_test_abi_SOURCES = tests/test_abi.c tests/check_main.h
 tests_test_abi_CFLAGS = $(RS_ABI_TEST_CFLAGS)
 tests_test_abi_LDFLAGS = -pthread
 tests_test_abi_LDADD = $(RS_ABI_TEST_LIBS)
+
+# Promises other tests could not see broken (calloc's zeros, misuse
+# aborts, statistics); reruns itself with RSMALLOC_RSEQ=0.
+tests_test_promises_SOURCES = tests/test_promises.c tests/check_main.h \
+	tests/misuse.h
+tests_test_promises_CFLAGS = $(RS_ABI_TEST_CFLAGS)
+tests_test_promises_LDFLAGS = -pthread
+tests_test_promises_LDADD = $(RS_ABI_TEST_LIBS)
+
+# Misuse rsmalloc does not catch yet: fails today, an expected failure.
+# When it passes (XPASS fails make check), move its tests to test_promises.
+tests_test_known_bugs_SOURCES = tests/test_known_bugs.c tests/check_main.h \
+	tests/misuse.h
+tests_test_known_bugs_CFLAGS = $(RS_ABI_TEST_CFLAGS)
+tests_test_known_bugs_LDADD = $(RS_ABI_TEST_LIBS)
+XFAIL_TESTS = tests/test_known_bugs
 
 # A C++ program: linked by the C++ driver, libstdc++ is fine here.
 # -fsized-deallocation: clang before 19 leaves sized delete off by default.
@@ -38,10 +54,6 @@ dist_check_SCRIPTS += tests/abi-deps.sh tests/ulimit.sh \
 	tests/real-programs.sh
 EXTRA_DIST += tests/abi-symbols.txt
 
-# Cheap checks first.
-TESTS += tests/abi-deps.sh tests/test_abi tests/test_cxx tests/test_stress \
-	tests/ulimit.sh tests/real-programs.sh
-
 # glibc's behaviours: errno, mallopt, M_PERTURB and MALLOC_PERTURB_,
 # malloc_stats and malloc_info (run by tests/glibc-compat.sh in each mode).
 check_PROGRAMS += tests/test_glibc_compat tests/perturb_probe
@@ -58,3 +70,8 @@ TESTS += tests/glibc-compat.sh
 
 # Settings and modes: promises that tests/effects.mk checks.
 include $(srcdir)/tests/effects.mk
+
+# Cheap checks first.
+TESTS += tests/abi-deps.sh tests/test_abi tests/test_promises tests/test_cxx \
+	tests/test_stress tests/ulimit.sh tests/real-programs.sh \
+	tests/test_known_bugs

@@ -247,6 +247,38 @@ START_TEST(remove_one_knows_untouched_objects) {
 
 END_TEST
 
+// The object a freed one was, with the span's bump pointer not at its end:
+// the free list comes first, and that object is dirty. (Taking every
+// object first, as above, hides a zeroed flag that forgets the free list.)
+START_TEST(remove_one_after_a_free_is_not_zeroed) {
+  const size_t cls = rs::size_class_of(64 * 1024);
+  const rs::ClassInfo& ci = class_info(cls);
+  ck_assert_uint_ge(ci.objects, 3);
+  bool zeroed = false;
+  void* a = g_central[cls].remove_one(&zeroed);
+  ck_assert_ptr_nonnull(a);
+  ck_assert(zeroed);
+  void* b = g_central[cls].remove_one(&zeroed);
+  ck_assert_ptr_nonnull(b);
+  ck_assert(zeroed);
+  memset(a, 0xab, ci.size);
+  memset(b, 0xab, ci.size);
+  give(cls, {b}, 1);
+  zeroed = true;
+  ck_assert_ptr_eq(g_central[cls].remove_one(&zeroed), b);
+  ck_assert_msg(!zeroed, "a freed, dirty object was reported zeroed");
+  // The next one is past the bump pointer again: untouched.
+  zeroed = false;
+  void* c = g_central[cls].remove_one(&zeroed);
+  ck_assert_ptr_nonnull(c);
+  ck_assert(c != a && c != b);
+  ck_assert(zeroed);
+  give(cls, {a, b, c}, 3);
+  ck_assert_uint_eq(g_central[cls].stats().spans, 0);
+}
+
+END_TEST
+
 // --- misuse: each of these must abort
 
 namespace {
@@ -482,6 +514,7 @@ int main(void) {
   tcase_add_test(tc, many_spans_emptied_by_one_insert);
   tcase_add_test(tc, freed_objects_are_reused);
   tcase_add_test(tc, remove_one_knows_untouched_objects);
+  tcase_add_test(tc, remove_one_after_a_free_is_not_zeroed);
   suite_add_tcase(s, tc);
   tc = tcase_create("use_after_free");
   tcase_add_checked_fixture(tc, setup, nullptr);

@@ -424,6 +424,14 @@ START_TEST(huge_pages_released_whole) {
                   *reinterpret_cast<unsigned char*>(a), want);
   }
   ck_assert_uint_eq(g_page_heap.release(0), 0);  // nothing more to give
+  // Its dirty edges keep the span from counting as zeroed (calloc).
+  bool zeroed = true;
+  Span* again = g_page_heap.allocate(2 * huge_pages + 1, SpanState::kLarge, 0,
+                                     1, &zeroed);
+  ck_assert_ptr_nonnull(again);
+  ck_assert_msg(!zeroed || all_bytes(span_ptr(again), again->bytes(), 0),
+                "a span with dirty pages was reported zeroed");
+  g_page_heap.free(again);
   g_page_heap.free(g1);
   g_page_heap.free(g2);
   check_accounting();

@@ -150,6 +150,39 @@ START_TEST(free_page_of_a_used_span_goes_back) {
 
 END_TEST
 
+// A span with every object handed out and its free ones on released
+// pages has an empty free list: the next object comes from those pages,
+// with a link written into it again (reclaim), so it is not zero. calloc
+// skips its memset only for objects past the bump pointer.
+START_TEST(reclaimed_objects_are_not_zeroed) {
+  const size_t cls = class_at_least(kSysPage);
+  const rs::ClassInfo& ci = class_info(cls);
+  ck_assert_uint_ge(ci.objects, 2);
+  std::vector<void*> objs = take(cls, ci.objects);
+  fill(objs, ci.size);
+  std::vector<void*> freed(objs.begin() + 1, objs.end());
+  give(cls, freed);
+  ck_assert_uint_gt(g_central[cls].release_free_pages(), 0);
+  Span* span = g_page_map.span_of(objs[0]);
+  ck_assert_ptr_null(span->free_list);
+  bool zeroed = true;
+  void* p = g_central[cls].remove_one(&zeroed);
+  ck_assert(std::find(freed.begin(), freed.end(), p) != freed.end());
+  const unsigned char* c = static_cast<const unsigned char*>(p);
+  size_t k = 0;
+  while (k < ci.size && c[k] == 0)
+    k++;
+  ck_assert_msg(!zeroed || k == ci.size,
+                "reported zeroed, but byte %zu of the object is %#x", k,
+                k < ci.size ? c[k] : 0);
+  std::vector<void*> back = {objs[0], p};
+  give(cls, back);
+  ck_assert_uint_eq(g_central[cls].stats().allocated, 0);
+  ck_assert_uint_eq(g_central[cls].stats().spans, 0);
+}
+
+END_TEST
+
 START_TEST(random_frees_conserve_objects) {
   // Small, odd-sized, page-sized and multi-page objects; spans of 1 to 36
   // rsmalloc pages (the last class has more than 64 system pages, so it
@@ -279,6 +312,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, nullptr);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, free_page_of_a_used_span_goes_back);
+  tcase_add_test(tc, reclaimed_objects_are_not_zeroed);
   tcase_add_loop_test(tc, random_frees_conserve_objects, 0, 4);
   tcase_add_test(tc, released_pages_count_once_across_calls);
   tcase_add_test(tc, budget_and_idle_time_limit_a_pass);
