@@ -20,6 +20,7 @@
 namespace rs {
 
 rseq::CpuCache g_cpu_cache;
+uintptr_t g_free_mark;
 
 namespace {
 
@@ -49,12 +50,18 @@ void perturb_free(void* p, size_t size) {
     memset(p, byte & 0xff, size);
 }
 
-/// An object of class cls, from the cache or its slow path.
+/// An object of class cls, from the cache or its slow path, its free mark
+/// cleared (under valgrind vg_new clears it: memcheck still sees the
+/// block as freed here).
 void* allocate_class(size_t cls) {
   void* p = g_cpu_cache.pop_cached(cls);
   if (p == nullptr)
     p = g_cpu_cache.pop_slow(cls);
-  return p != nullptr ? p : fail_enomem();
+  if (p == nullptr)
+    return fail_enomem();
+  if (kFreeChecks && !g_valgrind)
+    *mark_word(p) = 0;
+  return p;
 }
 
 /// calloc from this size up: clearing costs more than a central-list trip
@@ -134,6 +141,11 @@ void* vg_new(void* p, size_t n, bool zeroed) {
       raw_usable_size(cls, cls != 0 ? nullptr : g_page_map.span_of(p));
   vg::g_sizes.put(p, n);
   vg::malloclike(p, n, usable, zeroed);
+  if (kFreeChecks && cls != 0) {
+    *mark_word(p) = 0;  // the free mark: as undefined as the rest after
+    if (!zeroed)
+      vg::make_undefined(mark_word(p), sizeof(uintptr_t));
+  }
   return p;
 }
 
@@ -201,10 +213,45 @@ void* vg_reallocate(void* p, size_t n) {
   return q;
 }
 
+/// Whether p, a small block of class cls that carries the free mark, is
+/// free: in some CPU cache, or free in its span. Aborts naming `what` when
+/// p is not the start of a block at all. Slow: it scans every CPU's slots
+/// of the class and walks the span's free list; it runs only when the
+/// mark is found. An object that is moving between a CPU cache and its
+/// span just then can be missed: the free then goes ahead.
+bool small_block_is_free(void* p, size_t cls, const char* what) {
+  if (g_cpu_cache.holds(cls, p))
+    return true;
+  BlockState state = g_central[cls].block_state(p);
+  if (state == BlockState::kNotABlock)
+    fatal_pointer(what, p);
+  return state == BlockState::kFree || g_cpu_cache.holds(cls, p);
+}
+
+/// For realloc and malloc_usable_size of a small block: aborts naming
+/// `what` when p is not the start of an object, or is free already.
+void check_small_block(void* p, size_t cls, const char* what) {
+  Span* span = g_page_map.span_of(p);
+  if (span == nullptr)
+    fatal_pointer(what, p);  // a class but no span: the map is corrupted
+  uintptr_t off = addr(p) - span->start();
+  if (class_divide(cls, off) * class_size(cls) != off)
+    fatal_pointer(what, p);
+  bool freed = false;
+  if (__atomic_load_n(&span->released_mask, __ATOMIC_RELAXED) != 0)
+    freed = g_central[cls].released_state(p) == BlockState::kFree;
+  if (!freed && kFreeChecks && *mark_word(p) == g_free_mark)
+    freed = small_block_is_free(p, cls, what);
+  if (freed)
+    fatal_block(what, "freed block", p, class_size(cls));
+}
+
 /// Frees our small object p of class cls (not under valgrind).
 void free_small(void* p, size_t cls) {
   if (RS_UNLIKELY(g_perturb != 0))
     perturb_free(p, class_size(cls));
+  if constexpr (kFreeChecks)
+    *mark_word(p) = g_free_mark;
   if (!g_cpu_cache.push_cached(cls, p))
     g_cpu_cache.push_slow(cls, p);
 }
@@ -217,6 +264,16 @@ void free_large(Span* span, void* p) {
       span->state == SpanState::kLarge)
     perturb_free(p, large_usable_size(span));
   large_free(span, p);  // checks that p starts a live large block
+}
+
+/// A small block the slow path has looked at: the mark check, then a
+/// free (never the inline path again, which would send it back here).
+void deallocate_small_checked(void* p, size_t cls, const char* what) {
+  if (kFreeChecks && RS_UNLIKELY(*mark_word(p) == g_free_mark)) {
+    free_marked(p, cls, what);
+    return;
+  }
+  free_small(p, cls);
 }
 
 }  // namespace
@@ -238,29 +295,73 @@ void* allocate_slow(size_t n) {
   return p;
 }
 
-void deallocate_slow(void* p, size_t cls) {
-  if (cls != 0) {
-    if (RS_UNLIKELY(g_valgrind)) {
-      if (vg_free(p))
-        vg_release(p);
-      return;
-    }
-    free_small(p, cls);
-    return;
-  }
-  if (p == nullptr)
-    return;
-  Span* span = g_page_map.span_of(p);
-  if (span == nullptr) {
-    __libc_free(p);  // not ours: glibc's, from before rsmalloc was loaded
-    return;
-  }
+void deallocate_small_slow(void* p, size_t cls, const char* what) {
   if (RS_UNLIKELY(g_valgrind)) {
     if (vg_free(p))
       vg_release(p);
     return;
   }
+  deallocate_small_checked(p, cls, what);
+}
+
+void deallocate_small_full(void* p, size_t cls) {
+  free_small(p, cls);
+}
+
+void free_marked(void* p, size_t cls, const char* what) {
+  if (small_block_is_free(p, cls, what))
+    fatal_block(what, "double free of", p, class_size(cls));
+  free_small(p, cls);  // in use: its second word held the mark by chance
+}
+
+void wrong_size(void* p, size_t n, const char* what) {
+  size_t cls = g_page_map.class_of(p);
+  size_t usable = cls != 0 ? class_size(cls) : usable_size(p);
+  char problem[64];
+  Log text(problem, sizeof(problem));
+  text.str("size ").dec(n).str(" given for");
+  text.terminate();
+  fatal_block(what, problem, p, usable);
+}
+
+void deallocate_slow(void* p, const char* what) {
+  if (p == nullptr)
+    return;
+  Span* span = g_page_map.span_of(p);
+  if (span == nullptr) {
+    check_not_cached(p, what);
+    __libc_free(p);  // not ours: glibc's, from before rsmalloc was loaded
+    return;
+  }
+  if (RS_UNLIKELY(g_valgrind)) {
+    if (vg_free(p))  // memcheck reports invalid frees itself
+      vg_release(p);
+    return;
+  }
+  if (span->state == SpanState::kSmall) {
+    // Not an object's start, or a span with pages returned to the OS.
+    size_t cls = g_page_map.class_of(p);
+    BlockState state =
+        cls != 0 ? g_central[cls].released_state(p) : BlockState::kNotABlock;
+    if (state == BlockState::kNotABlock)
+      fatal_pointer(what, p);
+    if (state == BlockState::kFree)
+      fatal_block(what, "double free of", p, class_size(cls));
+    deallocate_small_checked(p, cls, what);
+    return;
+  }
+  if (span->state == SpanState::kFree)
+    fatal_block(what, "double free of", p, 0);  // its span went back too
   free_large(span, p);
+}
+
+void deallocate_large_sized(void* p, size_t n, const char* what) {
+  if (kFreeChecks && p != nullptr) {
+    Span* span = large_span(p, what);
+    if (span != nullptr && n > large_usable_size(span))
+      wrong_size(p, n, what);
+  }
+  deallocate_slow(p, what);
 }
 
 void* allocate_zeroed(size_t n) {
@@ -304,13 +405,16 @@ void* reallocate(void* p, size_t n) {
   size_t old_size;
   Span* span = nullptr;
   if (cls != 0) {
+    check_small_block(p, cls, "realloc");
     old_size = class_size(cls);
     if (n <= old_size && n >= old_size / 2)
       return p;
   } else {
     span = large_span(p, "realloc");
-    if (span == nullptr)
+    if (span == nullptr) {
+      check_not_cached(p, "realloc");
       return __libc_realloc(p, n);
+    }
     void* q = large_resize_in_place(span, p, n);
     if (q != nullptr)
       return q;
@@ -335,8 +439,12 @@ size_t usable_size(const void* p) {
     if (p == nullptr)
       return 0;
     span = large_span(p, "malloc_usable_size");
-    if (span == nullptr)
+    if (span == nullptr) {
+      check_not_cached(p, "malloc_usable_size");
       return glibc::usable_size(const_cast<void*>(p));
+    }
+  } else if (RS_LIKELY(!g_valgrind)) {
+    check_small_block(const_cast<void*>(p), cls, "malloc_usable_size");
   }
   size_t usable = raw_usable_size(cls, span);
   // Under valgrind: what memcheck considers addressable, the request.

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "base.h"
+#include "config.h"
 #include "page_map.h"
 #include "rseq/cpu_cache.h"
 #include "size_class.h"
@@ -19,25 +20,122 @@ namespace rs {
 
 extern rseq::CpuCache g_cpu_cache;
 
+/// Whether free checks for double frees and sized frees check their size
+/// (configure --disable-checks turns them off, for measuring their cost).
+inline constexpr bool kFreeChecks = RS_FREE_CHECKS != 0;
+
+/// The free mark: a free writes it into the second word of a small block
+/// (the first holds the central lists' link), and every allocation clears
+/// it. A free that finds it is most likely a double free, which
+/// free_marked() confirms. Random per process, odd (no aligned pointer
+/// equals it), set before the first block is handed out. The fast path
+/// reads its copy in g_cpu_cache.word().
+extern uintptr_t g_free_mark;
+
+/// The second word of a small block: where the free mark goes.
+RS_FAST_PATH uintptr_t* mark_word(void* p) {
+  return static_cast<uintptr_t*>(p) + 1;
+}
+
 RS_SLOW_PATH void* allocate_slow(size_t n);
-RS_SLOW_PATH void deallocate_slow(void* p, size_t cls);
+
+/// free's slow path for a small block of class cls that has not been
+/// checked: the locked fallback, valgrind and M_PERTURB come here.
+RS_SLOW_PATH void deallocate_small_slow(void* p, size_t cls, const char* what);
+
+/// free's slow path after the fast path checked p and wrote its free mark
+/// but found this CPU's cache full.
+RS_SLOW_PATH void deallocate_small_full(void* p, size_t cls);
+
+/// free's slow path for everything but the starts of small objects: large
+/// blocks, foreign pointers, nullptr, and pointers into small spans that
+/// are not an object's start (an invalid free: it aborts naming `what`).
+RS_SLOW_PATH void deallocate_slow(void* p, const char* what = "free");
+
+/// A free (`what` names the call) of a small block that carries the free
+/// mark: aborts if the block is free already, else frees it.
+RS_SLOW_PATH void free_marked(void* p, size_t cls, const char* what);
+
+/// A sized free whose size n is larger than the block: aborts.
+[[noreturn]] RS_SLOW_PATH void wrong_size(void* p, size_t n, const char* what);
 
 /// malloc: n bytes, 16-byte aligned; nullptr with errno ENOMEM on failure.
 RS_FAST_PATH void* allocate(size_t n) {
   if (RS_LIKELY(n <= kMaxSmallSize)) {
     void* p = g_cpu_cache.pop(size_class_of(n));
-    if (RS_LIKELY(p != nullptr))
+    if (RS_LIKELY(p != nullptr)) {
+      if constexpr (kFreeChecks)
+        *mark_word(p) = 0;
       return p;
+    }
   }
   return allocate_slow(n);
 }
 
-/// free: any pointer (nullptr, ours, or glibc's). Keeps errno.
-RS_FAST_PATH void deallocate(void* p) {
-  size_t cls = g_page_map.class_of(p);
-  if (RS_LIKELY(cls != 0) && RS_LIKELY(g_cpu_cache.push(cls, p)))
+/// free of a small block of class cls. With the fast path on: checks the
+/// free mark, writes it (before the push: once pushed, another thread may
+/// take p), then pushes. The mark is only touched here when the fast path
+/// is on: under valgrind (never on) a block of under 16 requested bytes
+/// has no second word memcheck would let free read.
+RS_FAST_PATH void deallocate_small(void* p, size_t cls, const char* what) {
+  if (RS_LIKELY(g_cpu_cache.fast_path_on())) {
+    if constexpr (kFreeChecks) {
+      uintptr_t mark = g_cpu_cache.word();  // g_free_mark
+      if (RS_UNLIKELY(*mark_word(p) == mark)) {
+        free_marked(p, cls, what);
+        return;
+      }
+      *mark_word(p) = mark;
+    }
+    if (RS_LIKELY(g_cpu_cache.push_fast(cls, p)))
+      return;
+    deallocate_small_full(p, cls);
     return;
-  deallocate_slow(p, cls);
+  }
+  deallocate_small_slow(p, cls, what);
+}
+
+/// Whether p is a small block for free's fast path, with its class. With
+/// the checks: the start of an object slot; without: anywhere in a small
+/// span.
+RS_FAST_PATH bool small_object_at(const void* p, size_t* cls) {
+  if constexpr (kFreeChecks) {
+    if (!g_page_map.object_at(p, cls))
+      return false;
+    if (*cls == 0)
+      __builtin_unreachable();  // object_at gives a class
+    return true;
+  }
+  *cls = g_page_map.class_of(p);
+  return *cls != 0;
+}
+
+/// free: any pointer (nullptr, ours, or glibc's). Keeps errno. `what`
+/// names the call in a misuse report.
+RS_FAST_PATH void deallocate(void* p, const char* what = "free") {
+  size_t cls;
+  if (RS_LIKELY(small_object_at(p, &cls))) {
+    deallocate_small(p, cls, what);
+    return;
+  }
+  deallocate_slow(p, what);
+}
+
+/// A sized free (free_sized, sized operator delete): as deallocate, and
+/// aborts when n is larger than the block.
+RS_SLOW_PATH void deallocate_large_sized(void* p, size_t n, const char* what);
+
+RS_FAST_PATH void deallocate_sized(void* p, size_t n, const char* what) {
+  size_t cls;
+  if (RS_LIKELY(small_object_at(p, &cls))) {
+    if constexpr (kFreeChecks) {
+      if (RS_UNLIKELY(n > class_size(cls)))
+        wrong_size(p, n, what);
+    }
+    deallocate_small(p, cls, what);
+    return;
+  }
+  deallocate_large_sized(p, n, what);
 }
 
 /// calloc after the overflow check: n zeroed bytes.

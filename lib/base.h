@@ -33,6 +33,14 @@ inline constexpr size_t kAddressBits = 48;
 /// glibc does; `what` names the function and `ptr` the offending pointer.
 [[noreturn]] RS_SLOW_PATH void fatal_pointer(const char* what, const void* ptr);
 
+/// Reports a misuse of a block rsmalloc knows and aborts:
+/// "rsmalloc: <what>(): <problem> 0x... (<size>-byte block)"; size 0 when
+/// the block is gone (its memory is free).
+[[noreturn]] RS_SLOW_PATH void fatal_block(const char* what,
+                                           const char* problem,
+                                           const void* ptr,
+                                           size_t size);
+
 /// Tells the CPU we are spinning.
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -14,6 +14,7 @@ CentralList g_central[kNumClasses];
 namespace {
 
 uintptr_t g_secret;
+uintptr_t g_mark;         // the facade's free mark, for reclaimed objects
 size_t g_sys_page_shift;  // 0: no releases inside spans in use
 bool g_release_refused;   // madvise failed (locked memory): stop asking
 
@@ -30,6 +31,10 @@ void* decode(uintptr_t stored, void* at) {
 
 void set_free_list_secret(uintptr_t secret) {
   g_secret = secret | 1;
+}
+
+void set_free_mark(uintptr_t mark) {
+  g_mark = mark;
 }
 
 void set_system_page_size(size_t bytes) {
@@ -135,6 +140,21 @@ bool CentralList::on_released_page(const Span* span, const void* p) const {
   return false;
 }
 
+void CentralList::mark_tail(Span* span) {
+  // The room after the last object (a multiple of 16 bytes, shorter than
+  // an object) starts on a slot boundary, so a free of its start passes
+  // free's divisibility check. The mark there sends such a free to the
+  // slow check, which finds it is not a block, instead of into a cache.
+  const ClassInfo& ci = class_info(cls_);
+  uintptr_t tail = span->start() + size_t{ci.objects} * ci.size;
+  if (tail + 2 * sizeof(uintptr_t) <= span->end()) {
+    uintptr_t* word = ptr_at<uintptr_t>(tail) + 1;
+    vg::make_undefined(word, sizeof(uintptr_t));  // no block: ours to write
+    *word = g_mark;
+    vg::make_noaccess(word, sizeof(uintptr_t));
+  }
+}
+
 void CentralList::reclaim(Span* span) {
   // Every object on a released unit is free and off the list (see
   // release_pages_of): put them back. Writing their links faults the
@@ -148,12 +168,15 @@ void CentralList::reclaim(Span* span) {
     for (size_t i = r.first > next ? r.first : next; i <= r.last; i++) {
       void* obj = ptr_at<void>(span->start() + i * ci.size);
       *static_cast<uintptr_t*>(obj) = encode(span->free_list, obj);
+      static_cast<uintptr_t*>(obj)[1] = g_mark;  // free, as every free one
       span->free_list = obj;
     }
     next = r.last + 1;
   }
   stats_.released -= masked_bytes(span);
   span->released_mask = 0;
+  mark_tail(span);  // its page may have gone back too
+  g_page_map.set_fast_free(span, true);
 }
 
 size_t CentralList::release_pages_of(Span* span) {
@@ -204,6 +227,11 @@ size_t CentralList::release_pages_of(Span* span) {
   // Relink the free objects that stay, in address order, before the pages
   // go: no link may live on a released page.
   span->released_mask = mask;
+  // A double free of an object on a released page would find no mark
+  // there (the page reads as zeros): the span's frees take the slow path,
+  // which asks on_released_page, until reclaim.
+  if (old_mask == 0)
+    g_page_map.set_fast_free(span, false);
   void* head = nullptr;
   for (size_t i = handed; i-- > 0;) {
     if (!free_objs.test(i))
@@ -256,7 +284,7 @@ size_t CentralList::release_free_pages(uint64_t idle_ms, size_t* budget) {
   return released;
 }
 
-void* CentralList::pop(Span* span) {
+void* CentralList::pop(Span* span, bool mark_new) {
   const ClassInfo& ci = class_info(cls_);
   if (span->free_list == nullptr && span->released_mask != 0 &&
       span->bump >= span->start() + size_t{ci.objects} * ci.size)
@@ -273,6 +301,14 @@ void* CentralList::pop(Span* span) {
   } else {
     obj = ptr_at<void>(span->bump);
     span->bump += ci.size;
+    if (mark_new) {
+      // New to the CPU caches, where every object carries the free mark
+      // (a free of it before it is handed out is then seen).
+      uintptr_t* word = static_cast<uintptr_t*>(obj) + 1;
+      vg::make_undefined(word, sizeof(uintptr_t));
+      *word = g_mark;
+      vg::make_noaccess(word, sizeof(uintptr_t));
+    }
   }
   span->allocated++;
   return obj;
@@ -286,6 +322,7 @@ Span* CentralList::new_span() {
   if (span == nullptr)
     return nullptr;
   span->bump_zeroed = zeroed;
+  mark_tail(span);
   span->bump = span->start();
   span->free_list = nullptr;
   span->allocated = 0;
@@ -329,8 +366,10 @@ int CentralList::remove_batch(void** out, int n, bool* first_zeroed) {
       *first_zeroed = span->free_list == nullptr && span->bump_zeroed &&
                       span->bump < span->start() + size_t{ci.objects} * ci.size;
     }
+    // Objects for a CPU cache get the free mark; calloc's (first_zeroed
+    // given) go straight to the program and must stay zero.
     while (got < n && span->allocated < ci.objects)
-      out[got++] = pop(span);
+      out[got++] = pop(span, first_zeroed == nullptr);
     span->touched_ms = now;  // in use: its free pages are wanted soon
     span->pages_checked = false;
     if (span->allocated == ci.objects)
@@ -386,6 +425,37 @@ void CentralList::insert_batch(void* const* objs, int n) {
       g_page_heap.free(empty[k]);
     num_empty = 0;
   }
+}
+
+BlockState CentralList::released_state(const void* p) {
+  Span* span = g_page_map.span_of(p);
+  LockGuard guard(lock_);
+  if (span == nullptr || span->state != SpanState::kSmall ||
+      span->size_class != cls_ || !handed_out(span, p))
+    return BlockState::kNotABlock;
+  return on_released_page(span, p) ? BlockState::kFree : BlockState::kElsewhere;
+}
+
+BlockState CentralList::block_state(const void* p) {
+  Span* span = g_page_map.span_of(p);
+  LockGuard guard(lock_);
+  if (span == nullptr || span->state != SpanState::kSmall ||
+      span->size_class != cls_ || !handed_out(span, p))
+    return BlockState::kNotABlock;
+  if (on_released_page(span, p))
+    return BlockState::kFree;
+  size_t limit = class_info(cls_).objects;  // a longer list is a cycle
+  for (void* obj = span->free_list; obj != nullptr && limit-- > 0;) {
+    if (obj == p)
+      return BlockState::kFree;
+    vg::make_defined(obj, sizeof(uintptr_t));
+    void* next = decode(*static_cast<uintptr_t*>(obj), obj);
+    vg::make_noaccess(obj, sizeof(uintptr_t));
+    if (next != nullptr && !handed_out(span, next))
+      break;  // corrupted: the next slow path that follows it reports it
+    obj = next;
+  }
+  return BlockState::kElsewhere;
 }
 
 CentralStats CentralList::stats() {

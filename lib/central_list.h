@@ -12,6 +12,13 @@
 
 namespace rs {
 
+/// What a central list knows of a pointer into one of its spans.
+enum class BlockState : uint8_t {
+  kNotABlock,  // not the start of an object its span handed out
+  kFree,       // on its span's free list, or on a page returned to the OS
+  kElsewhere,  // an object handed out: in use, or in some cache
+};
+
 /// Counters of one central list, read under its lock.
 struct CentralStats {
   size_t spans;      // spans of this class
@@ -59,6 +66,16 @@ class CentralList {
     return release_free_pages(0, &all);
   }
 
+  /// Whether p (from a free) starts an object of this class that was
+  /// handed out, and whether its span holds it as free. Takes the lock;
+  /// walks the span's free list (for a suspected double free only).
+  BlockState block_state(const void* p);
+
+  /// block_state without the walk: kFree only for objects on pages
+  /// returned to the OS (whose free mark is gone). For the frees of spans
+  /// with such pages, which skip the fast path.
+  BlockState released_state(const void* p);
+
   CentralStats stats();
 
   Lock& lock() { return lock_; }
@@ -66,9 +83,10 @@ class CentralList {
  private:
   void link(Span* span);
   void unlink(Span* span);
-  void* pop(Span* span);
+  void* pop(Span* span, bool mark_new);
   size_t release_pages_of(Span* span);
   void reclaim(Span* span);
+  void mark_tail(Span* span);
   bool on_released_page(const Span* span, const void* p) const;
 
   /// True when p is the start of an object of span that was handed out
@@ -87,6 +105,10 @@ extern CentralList g_central[kNumClasses];
 
 /// Sets the secret that encodes free-list links. Called once at init.
 void set_free_list_secret(uintptr_t secret);
+
+/// Sets the free mark that objects on released pages get back when they
+/// return to the free list (the facade's g_free_mark). Called once at init.
+void set_free_mark(uintptr_t mark);
 
 /// Sets the system page size that release_free_pages() works in: a power
 /// of two below kPageSize, so that a span has at most 64 system pages; any

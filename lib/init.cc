@@ -45,16 +45,17 @@ void drain(size_t cls, void* const* objs, int n) {
   maybe_release_span_pages();
 }
 
-uintptr_t make_secret() {
-  uintptr_t secret = 0;
-  if (!os::random_bytes(&secret, sizeof(secret))) {
+/// Two random words: the free-list secret and the free mark.
+void make_secrets(uintptr_t out[2]) {
+  out[0] = out[1] = 0;
+  if (!os::random_bytes(out, 2 * sizeof(uintptr_t))) {
     // AT_RANDOM: 16 random bytes the kernel gives every process.
     const void* r = reinterpret_cast<const void*>(getauxval(AT_RANDOM));
     if (r != nullptr)
-      memcpy(&secret, r, sizeof(secret));
-    secret ^= addr(&secret) * 0x9e3779b97f4a7c15u;
+      memcpy(out, r, 2 * sizeof(uintptr_t));
+    out[0] ^= addr(out) * 0x9e3779b97f4a7c15u;
+    out[1] ^= addr(out) * 0xbf58476d1ce4e5b9u;
   }
-  return secret;
 }
 
 void apply_settings() {
@@ -127,7 +128,13 @@ RS_SLOW_PATH void init() {
     LockGuard guard(g_init_lock);
     if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) == kInitReady)
       return;
-    set_free_list_secret(make_secret());
+    uintptr_t secrets[2];
+    make_secrets(secrets);
+    set_free_list_secret(secrets[0]);
+    // Odd: no block's second word holds it by chance of alignment.
+    g_free_mark = secrets[1] | 1;
+    g_cpu_cache.set_word(g_free_mark);
+    set_free_mark(g_free_mark);
     set_system_page_size(os::system_page_size());
     for (size_t c = 1; c < kNumClasses; c++)
       g_central[c].init(static_cast<uint8_t>(c));

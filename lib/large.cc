@@ -102,6 +102,17 @@ class MappingCache {
 
   size_t bytes() const { return __atomic_load_n(&bytes_, __ATOMIC_RELAXED); }
 
+  /// The cached mapping that holds p: its start, or 0.
+  uintptr_t holding(const void* p) {
+    LockGuard guard(lock_);
+    for (int i = 0; i < count_; i++) {
+      uintptr_t start = addr(entries_[i].start);
+      if (addr(p) >= start && addr(p) - start < entries_[i].bytes)
+        return start;
+    }
+    return 0;
+  }
+
   Lock& lock() { return lock_; }
 
  private:
@@ -196,6 +207,16 @@ void large_free(Span* span, void* p) {
 
 size_t large_trim_mappings(uint64_t age_ms) {
   return g_mapping_cache.expire(os::now_ms(), age_ms);
+}
+
+void check_not_cached(const void* p, const char* what) {
+  if (g_mapping_cache.bytes() == 0)
+    return;
+  uintptr_t start = g_mapping_cache.holding(p);
+  if (start == addr(p))
+    fatal_block(what, "double free of", p, 0);
+  if (start != 0)
+    fatal_pointer(what, p);
 }
 
 size_t large_cached_bytes() {

@@ -27,6 +27,11 @@ void large_free(Span* span, void* p);
 /// bytes unmapped. Recently freed mappings are kept for reuse.
 size_t large_trim_mappings(uint64_t age_ms);
 
+/// For a pointer the page map does not know, before it goes to glibc:
+/// aborts naming `what` when p lies in a freed mapping rsmalloc keeps for
+/// reuse (a double free when p is its start, else an invalid pointer).
+void check_not_cached(const void* p, const char* what);
+
 /// Bytes of freed mappings kept for reuse.
 size_t large_cached_bytes();
 

@@ -93,4 +93,21 @@ void fatal_pointer(const char* what, const void* ptr) {
   os::abort_process();
 }
 
+void fatal_block(const char* what,
+                 const char* problem,
+                 const void* ptr,
+                 size_t size) {
+  {
+    Log log;
+    log.str("rsmalloc: ").str(what).str("(): ").str(problem).chr(' ');
+    log.ptr(ptr);
+    if (size != 0) {
+      log.str(" (").dec(size).str("-byte block)\n");
+    } else {
+      log.str(" (the block's memory is free already)\n");
+    }
+  }
+  os::abort_process();
+}
+
 }  // namespace rs

@@ -285,8 +285,9 @@ Span* PageHeap::record_mapping(void* start, size_t bytes) {
   span->num_pages = pages;
   span->state = SpanState::kMapped;
   span->mapped_bytes = bytes;
-  g_page_map.set_range(first, 1, span, 0);
-  g_page_map.set_range(first + pages - 1, 1, span, 0);
+  // Every page, not only the ends: a free of a pointer deep inside the
+  // block must find it (an invalid free), not pass it to glibc.
+  g_page_map.set_range(first, pages, span, 0);
   stats_.mapped_large_bytes += bytes;
   stats_.mapped_large_count++;
   note_mapping_peak();
@@ -297,8 +298,7 @@ bool PageHeap::forget_mapping(Span* span, const void* p) {
   LockGuard guard(lock_);
   if (span->state != SpanState::kMapped || span->start() != addr(p))
     return false;
-  g_page_map.set_range(span->first_page, 1, nullptr, 0);
-  g_page_map.set_range(span->first_page + span->num_pages - 1, 1, nullptr, 0);
+  g_page_map.set_range(span->first_page, span->num_pages, nullptr, 0);
   stats_.mapped_large_bytes -= span->mapped_bytes;
   stats_.mapped_large_count--;
   span->state = SpanState::kFree;
@@ -312,15 +312,13 @@ bool PageHeap::move_mapping(Span* span, void* new_start, size_t new_bytes) {
   size_t pages = new_bytes >> kPageShift;
   if (!g_page_map.ensure(first, pages))
     return false;
-  g_page_map.set_range(span->first_page, 1, nullptr, 0);
-  g_page_map.set_range(span->first_page + span->num_pages - 1, 1, nullptr, 0);
+  g_page_map.set_range(span->first_page, span->num_pages, nullptr, 0);
   stats_.mapped_large_bytes += new_bytes - span->mapped_bytes;
   note_mapping_peak();
   span->first_page = first;
   span->num_pages = pages;
   span->mapped_bytes = new_bytes;
-  g_page_map.set_range(first, 1, span, 0);
-  g_page_map.set_range(first + pages - 1, 1, span, 0);
+  g_page_map.set_range(first, pages, span, 0);
   return true;
 }
 

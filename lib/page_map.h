@@ -23,7 +23,33 @@ class PageMap {
   struct Leaf {
     Span* span[kLeafLength];          // the span holding each page, or nullptr
     uint8_t size_class[kLeafLength];  // its class for small spans, else 0
+    uint64_t start_mul[kLeafLength];  // small spans: span start x check_mul
+    uint64_t check_mul[kLeafLength];  // small spans: ceil(2^64 / size), else 0
   };
+
+  /// free's question, answered with the loads of class_of and two more:
+  /// true when p is the start of an object slot in a small span, with its
+  /// class (never 0) in *cls; false for an interior pointer, a large block,
+  /// a free page, memory that is not ours, nullptr. With m = ceil(2^64 /
+  /// size), an offset x < 2^32 is a multiple of size exactly when
+  /// x * m mod 2^64 < m (Lemire, Kaser and Kurz, 2019), and (p - start) * m
+  /// is p * m - start * m. Pages of other spans have m = 0, which never
+  /// passes; set_range keeps "m != 0 implies a class" for readers (x86
+  /// keeps loads in order).
+  RS_FAST_PATH bool object_at(const void* p, size_t* cls) const {
+    uintptr_t root = addr(p) >> (kPageShift + kLeafBits);
+    if (RS_UNLIKELY(root >= kRootLength))
+      return false;
+    const Leaf* leaf = load_leaf(root);
+    if (leaf == nullptr)
+      return false;
+    size_t i = (addr(p) >> kPageShift) & (kLeafLength - 1);
+    uint64_t mul = leaf->check_mul[i];
+    if (RS_UNLIKELY(addr(p) * mul - leaf->start_mul[i] >= mul))
+      return false;
+    *cls = leaf->size_class[i];
+    return true;
+  }
 
   /// The size class of the object at p; 0 when p is not in a small span
   /// (including pointers that are not ours, and nullptr). Two loads.
@@ -58,6 +84,11 @@ class PageMap {
   /// Points pages [page, page + n) at span with class cls. Leaves must
   /// exist (ensure). Caller holds the page heap lock.
   void set_range(uintptr_t page, size_t n, Span* span, uint8_t cls);
+
+  /// Turns object_at's check for the pages of the small span `span` off
+  /// (its frees then take the slow path, which looks at the span) or back
+  /// on. Caller holds the span's central lock.
+  void set_fast_free(const Span* span, bool on);
 
   /// Bytes of leaves mapped so far (metadata statistics).
   size_t leaf_bytes() const {

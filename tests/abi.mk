@@ -9,7 +9,7 @@ RS_ABI_TEST_CFLAGS = $(CHECK_CFLAGS) $(RS_WARN_CFLAGS) -pthread -fno-builtin
 RS_ABI_TEST_LIBS = lib/librsmalloc.la $(CHECK_LIBS)
 
 check_PROGRAMS += tests/test_abi tests/test_cxx tests/test_stress \
-	tests/limit_prog tests/test_promises tests/test_known_bugs
+	tests/limit_prog tests/test_promises
 
 tests_test_abi_SOURCES = tests/test_abi.c tests/check_main.h
 tests_test_abi_CFLAGS = $(RS_ABI_TEST_CFLAGS)
@@ -23,14 +23,6 @@ tests_test_promises_SOURCES = tests/test_promises.c tests/check_main.h \
 tests_test_promises_CFLAGS = $(RS_ABI_TEST_CFLAGS)
 tests_test_promises_LDFLAGS = -pthread
 tests_test_promises_LDADD = $(RS_ABI_TEST_LIBS)
-
-# Misuse rsmalloc does not catch yet: fails today, an expected failure.
-# When it passes (XPASS fails make check), move its tests to test_promises.
-tests_test_known_bugs_SOURCES = tests/test_known_bugs.c tests/check_main.h \
-	tests/misuse.h
-tests_test_known_bugs_CFLAGS = $(RS_ABI_TEST_CFLAGS)
-tests_test_known_bugs_LDADD = $(RS_ABI_TEST_LIBS)
-XFAIL_TESTS = tests/test_known_bugs
 
 # A C++ program: linked by the C++ driver, libstdc++ is fine here.
 # -fsized-deallocation: clang before 19 leaves sized delete off by default.
@@ -73,5 +65,14 @@ include $(srcdir)/tests/effects.mk
 
 # Cheap checks first.
 TESTS += tests/abi-deps.sh tests/test_abi tests/test_promises tests/test_cxx \
-	tests/test_stress tests/ulimit.sh tests/real-programs.sh \
-	tests/test_known_bugs
+	tests/test_stress tests/ulimit.sh tests/real-programs.sh
+
+# Misuse that rsmalloc stops by default: double, interior and wrong-size
+# frees, in both cache modes (issue 12).
+check_PROGRAMS += tests/test_hardening
+tests_test_hardening_SOURCES = tests/test_hardening.c tests/misuse.h \
+	tests/check_main.h tests/on_valgrind.h
+tests_test_hardening_CFLAGS = $(RS_ABI_TEST_CFLAGS)
+tests_test_hardening_LDFLAGS = -pthread
+tests_test_hardening_LDADD = $(RS_ABI_TEST_LIBS)
+TESTS += tests/test_hardening

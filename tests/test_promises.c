@@ -251,6 +251,59 @@ static size_t stat_bytes(const char* name) {
   return (size_t)strtoull(at + strlen(key), NULL, 10);
 }
 
+/* Misuse deep inside mapped blocks and of small interior pointers
+ * through realloc (once known bugs, fixed with issue 12). */
+static void free_deep_mapped_interior(int misuse) {
+  free_interior(40u << 20, 1u << 20, misuse);
+}
+
+static void realloc_deep_mapped_interior(int misuse) {
+  realloc_interior(40u << 20, 1u << 20, misuse);
+}
+
+static void double_free_mapped(int misuse) {
+  double_free(40u << 20, misuse);
+}
+
+static void realloc_small_interior_in_class(int misuse) {
+  char* p = malloc(misuse_opaque(100));
+  if (p == NULL)
+    _exit(2);
+  char* q = realloc(misuse ? p + 16 : p, misuse_opaque(90));
+  if (q == NULL)
+    _exit(3);
+  free(misuse ? p : q);
+}
+
+static void realloc_small_interior_grow(int misuse) {
+  realloc_interior(4096, 16, misuse);
+}
+
+START_TEST(free_far_inside_a_mapped_block_aborts) {
+  expect_abort(free_deep_mapped_interior, "free");
+}
+
+END_TEST
+
+START_TEST(realloc_far_inside_a_mapped_block_aborts) {
+  expect_abort(realloc_deep_mapped_interior, "realloc");
+}
+
+END_TEST
+
+START_TEST(double_free_of_a_mapped_block_aborts) {
+  expect_abort(double_free_mapped, "free");
+}
+
+END_TEST
+
+START_TEST(realloc_inside_a_small_block_aborts) {
+  expect_abort(realloc_small_interior_in_class, "realloc");
+  expect_abort(realloc_small_interior_grow, "realloc");
+}
+
+END_TEST
+
 START_TEST(mallinfo2_falls_when_memory_is_freed) {
   enum { N = 3000, SZ = 1000 };
 
@@ -363,6 +416,10 @@ static int run_suite(void) {
   tcase_add_test(tc, free_interior_of_large_aborts);
   tcase_add_test(tc, realloc_interior_of_large_aborts);
   tcase_add_test(tc, double_free_of_large_aborts);
+  tcase_add_test(tc, free_far_inside_a_mapped_block_aborts);
+  tcase_add_test(tc, realloc_far_inside_a_mapped_block_aborts);
+  tcase_add_test(tc, double_free_of_a_mapped_block_aborts);
+  tcase_add_test(tc, realloc_inside_a_small_block_aborts);
   tc = tcase(s, "stats", 30);
   tcase_add_test(tc, mallinfo2_falls_when_memory_is_freed);
   tcase_add_test(tc, mallopt_mmap_threshold);

@@ -26,15 +26,15 @@ RS_EXPORT void free(void* p) {
 }
 
 RS_EXPORT void cfree(void* p) {
-  rs::deallocate(p);
+  rs::deallocate(p, "cfree");
 }
 
-RS_EXPORT void free_sized(void* p, size_t /*size*/) {
-  rs::deallocate(p);
+RS_EXPORT void free_sized(void* p, size_t size) {
+  rs::deallocate_sized(p, size, "free_sized");
 }
 
-RS_EXPORT void free_aligned_sized(void* p, size_t /*align*/, size_t /*size*/) {
-  rs::deallocate(p);
+RS_EXPORT void free_aligned_sized(void* p, size_t /*align*/, size_t size) {
+  rs::deallocate_sized(p, size, "free_aligned_sized");
 }
 
 RS_EXPORT void* calloc(size_t n, size_t size) {
@@ -50,7 +50,7 @@ RS_EXPORT void* realloc(void* p, size_t n) {
   if (p == nullptr)
     return rs::allocate(n);
   if (n == 0) {  // glibc 2.36: frees and returns NULL
-    rs::deallocate(p);
+    rs::deallocate(p, "realloc");
     return nullptr;
   }
   return rs::reallocate(p, n);

@@ -137,53 +137,53 @@ RS_EXPORT void* operator new[](size_t n,
 }
 
 RS_EXPORT void operator delete(void* p) noexcept {
-  rs::deallocate(p);
+  rs::deallocate(p, "operator delete");
 }
 
 RS_EXPORT void operator delete[](void* p) noexcept {
-  rs::deallocate(p);
+  rs::deallocate(p, "operator delete[]");
 }
 
-RS_EXPORT void operator delete(void* p, size_t) noexcept {
-  rs::deallocate(p);
+RS_EXPORT void operator delete(void* p, size_t n) noexcept {
+  rs::deallocate_sized(p, n, "operator delete");
 }
 
-RS_EXPORT void operator delete[](void* p, size_t) noexcept {
-  rs::deallocate(p);
+RS_EXPORT void operator delete[](void* p, size_t n) noexcept {
+  rs::deallocate_sized(p, n, "operator delete[]");
 }
 
 RS_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept {
-  rs::deallocate(p);
+  rs::deallocate(p, "operator delete");
 }
 
 RS_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  rs::deallocate(p);
+  rs::deallocate(p, "operator delete[]");
 }
 
 RS_EXPORT void operator delete(void* p, std::align_val_t) noexcept {
-  rs::deallocate(p);
+  rs::deallocate(p, "operator delete");
 }
 
 RS_EXPORT void operator delete[](void* p, std::align_val_t) noexcept {
-  rs::deallocate(p);
+  rs::deallocate(p, "operator delete[]");
 }
 
-RS_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept {
-  rs::deallocate(p);
+RS_EXPORT void operator delete(void* p, size_t n, std::align_val_t) noexcept {
+  rs::deallocate_sized(p, n, "operator delete");
 }
 
-RS_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept {
-  rs::deallocate(p);
+RS_EXPORT void operator delete[](void* p, size_t n, std::align_val_t) noexcept {
+  rs::deallocate_sized(p, n, "operator delete[]");
 }
 
 RS_EXPORT void operator delete(void* p,
                                std::align_val_t,
                                const std::nothrow_t&) noexcept {
-  rs::deallocate(p);
+  rs::deallocate(p, "operator delete");
 }
 
 RS_EXPORT void operator delete[](void* p,
                                  std::align_val_t,
                                  const std::nothrow_t&) noexcept {
-  rs::deallocate(p);
+  rs::deallocate(p, "operator delete[]");
 }

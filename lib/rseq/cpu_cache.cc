@@ -472,6 +472,22 @@ void CpuCache::maybe_drain_idle(uint64_t now) {
   drain(idle_ms_);
 }
 
+bool CpuCache::holds(size_t cls, const void* obj) const {
+  if (mode_ == Mode::kNone || cls >= num_classes_)
+    return false;
+  for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
+    if (!__atomic_load_n(&states_[cpu].initialised, __ATOMIC_ACQUIRE))
+      continue;
+    size_t cur = __atomic_load_n(&header(cpu, cls)->current, __ATOMIC_RELAXED);
+    size_t max = begin_[cls] + limits_[cls].max_capacity;
+    for (size_t i = begin_[cls]; i < cur && i < max; i++) {
+      if (__atomic_load_n(&slot(cpu, i), __ATOMIC_RELAXED) == obj)
+        return true;
+    }
+  }
+  return false;
+}
+
 size_t CpuCache::cached_objects(size_t cls) const {
   if (mode_ == Mode::kNone)
     return 0;

@@ -90,6 +90,21 @@ class CpuCache {
     return rseq::push(fast_, cls, obj);
   }
 
+  /// A word the layer above reads on its fast path (the free mark), kept
+  /// next to what pop and push read so that it costs no other cache line
+  /// and no other address computation.
+  RS_FAST_PATH uintptr_t word() const { return word_; }
+
+  void set_word(uintptr_t w) { word_ = w; }
+
+  /// Whether the inline fast path is on (rseq mode, not turned off).
+  RS_FAST_PATH bool fast_path_on() const { return fast_.base != nullptr; }
+
+  /// push for a caller that has seen fast_path_on().
+  RS_FAST_PATH bool push_fast(size_t cls, void* obj) {
+    return rseq::push(fast_, cls, obj);
+  }
+
   /// pop for slow paths: the same section, also while the fast path is
   /// off; nullptr on a miss (take pop_slow).
   void* pop_cached(size_t cls) {
@@ -144,6 +159,10 @@ class CpuCache {
 
   void maybe_drain_idle(uint64_t now);
 
+  /// Whether obj sits in some CPU's cache of class cls (racy: for a
+  /// suspected double free only).
+  bool holds(size_t cls, const void* obj) const;
+
   /// Objects sitting in caches for class cls, across CPUs (racy).
   size_t cached_objects(size_t cls) const;
 
@@ -185,8 +204,9 @@ class CpuCache {
   bool selected(size_t cpu, uint64_t now, uint64_t idle_ms) const;
   void note_activity(size_t cpu);
 
-  Where fast_ = {};   // what pop and push read: where_, or no base when off
-  Where where_ = {};  // rseq mode only: what the slow paths' sections read
+  Where fast_ = {};     // what pop and push read: where_, or no base when off
+  uintptr_t word_ = 0;  // the layer above's fast-path word (word())
+  Where where_ = {};    // rseq mode only: what the slow paths' sections read
   Mode mode_ = Mode::kNone;          // how caches are reached
   Index index_ = Index::kCpuId;      // rseq: mm_cid or cpu_id
   bool fence_ok_ = false;            // rseq: membarrier fence registered
