@@ -64,16 +64,19 @@ static int clean(void) {
   memset(m, 5, 1000);
   char* v = valloc(3000);
   memset(v, 6, 3000);
+  char* pv = pvalloc(5000); /* rounded up to two pages */
+  memset(pv, 7, 8192);
   char* fa = aligned_alloc(4096, 300 << 10);
   memset(fa, 8, 300 << 10);
   char* c = malloc(40);
   memset(c, 9, 40);
-  void* all[] = {p, z, a, b, m, v, fa, c};
+  void* all[] = {p, z, a, b, m, v, pv, fa, c};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
     if (!rsmalloc_owns(all[i]))
       errors++;
   free_aligned_sized(fa, 4096, 300 << 10);
   cfree(c);
+  free(pv);
   free(v);
   free(m);
   free(a);
