@@ -75,6 +75,22 @@ static inline long test_ms(long dflt) {
   return ms > 0 ? ms : dflt;
 }
 
+/* Lets the threads run for `min_ms`, then on until done(arg) holds or
+ * `max_ms` (stretched under valgrind) have passed since the start: a
+ * liveness count that a busy machine reaches late still passes, one that
+ * never comes fails. Returns done(arg). */
+static inline int run_until(int (*done)(void*),
+                            void* arg,
+                            long min_ms,
+                            long max_ms) {
+  uint64_t start = now_ms();
+  uint64_t deadline = start + (uint64_t)rs_scaled_ms(max_ms);
+  sleep_us(min_ms * 1000);
+  while (!done(arg) && now_ms() < deadline)
+    sleep_us(10000);
+  return done(arg);
+}
+
 /* ------------------------------------------------------------------ */
 /* Output: stderr is the test log; fd 9, when open, is make check's
  * terminal. */

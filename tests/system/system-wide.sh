@@ -8,6 +8,16 @@
 # /etc/ld.so.preload is compared before and after. Root only; skipped where
 # mount namespaces or overlayfs are not allowed.
 . "$(dirname "$0")/../lib.sh"
+# CI sets RSMALLOC_TEST_REQUIRE_SYSTEM=1: there, whatever this test cannot
+# do (no root, no mount namespace or overlayfs, a missing program) is a
+# failure, never a skip that passes silently.
+if [ "${RSMALLOC_TEST_REQUIRE_SYSTEM:-0}" = 1 ]; then
+  skip() { not_ok "skipped, but RSMALLOC_TEST_REQUIRE_SYSTEM=1: $*"; }
+  skip_all() {
+    not_ok "skipped, but RSMALLOC_TEST_REQUIRE_SYSTEM=1: $*"
+    finish
+  }
+fi
 
 if [ "${1:-}" != --inside ]; then
   # ---- outside: set up, run this script again in a namespace, check ----

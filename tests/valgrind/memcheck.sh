@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # Runs tests/valgrind/defects under memcheck with rsmalloc's own code in
 # charge (--soname-synonyms=somalloc=nouserintercepts): each deliberate
-# defect must be reported with a stack into the program, and the clean run
-# must give zero errors. Also runs the clean program with memcheck's own
+# defect, on small, large, mapped and aligned blocks and with the C++
+# operators, must be reported with a stack into the program, and the clean
+# run (every allocation function, all served by rsmalloc) must give zero
+# errors. Also runs the clean program with memcheck's own
 # malloc (no soname option): rsmalloc's entry points that memcheck does not
 # replace must cope with memcheck's pointers. Skips without valgrind.
 set -u
@@ -19,17 +21,20 @@ ok() { echo "PASS: $1"; pass=$((pass + 1)); }
 ko() { echo "FAIL: $1"; fail=$((fail + 1)); sed 's/^/    /' "$2" | tail -30; }
 
 # expect MODE "PATTERN" [SECOND-PATTERN]: the run must fail with memcheck's
-# error code and its log must show the pattern and a frame in main.
+# error code and its log must show the pattern (grep's basic regular
+# expressions) and a frame in main; "cxx-*" modes also one in cxx_defect.
 expect() {
   mode=$1
   log="$tmp/$mode.log"
+  frame="main (defects.c"
+  case $mode in cxx-*) frame="cxx_defect (defects_cxx.cc" ;; esac
   $run $own "$prog" "$mode" >"$log" 2>&1
   rc=$?
   if [ "$rc" -eq 42 ] && grep -q "$2" "$log" && grep -q "main (defects.c" "$log" &&
-    { [ -z "${3:-}" ] || grep -q "$3" "$log"; }; then
-    ok "$mode: memcheck reports \"$2\" with a stack into main"
+    grep -q "$frame" "$log" && { [ -z "${3:-}" ] || grep -q "$3" "$log"; }; then
+    ok "$mode: memcheck reports \"$2\"${3:+ and \"$3\"} with a stack into the program"
   else
-    ko "$mode: expected \"$2\" (exit $rc)" "$log"
+    ko "$mode: expected \"$2\"${3:+ and \"$3\"} (exit $rc)" "$log"
   fi
 }
 
@@ -50,12 +55,47 @@ else
   ko "RSMALLOC_VERBOSE=1 under valgrind should report the fallback" "$log"
 fi
 
+# Small blocks (77 bytes or less).
 expect leak "77 bytes in 1 blocks are definitely lost"
 expect use-after-free "Invalid read of size 1"
 expect reuse-after-free "Invalid read of size 1" "inside a block of size 40 free'd"
 expect overrun "Invalid write of size 1" "0 bytes after a.*block of size 24"
 expect uninitialised "Conditional jump or move depends on uninitialised value"
 expect double-free "Invalid free()"
+
+# The same defects on a large block (300 KiB, a span of its own), a mapped
+# one (40 MiB and 100 bytes, its own mapping) and an aligned one
+# (memalign(4096, 5000)): each path marks its blocks for memcheck.
+for kind_size in large:307,200 mapped:41,943,140 aligned:5,000; do
+  kind=${kind_size%%:*}
+  size=${kind_size#*:}
+  # Which freed block memcheck names for the stale read is its choice: the
+  # aligned block's address was an older freed block's too (clean's
+  # pvalloc) and memcheck may name that one.
+  freed="inside a block of size $size free'd"
+  [ "$kind" = aligned ] && freed="free'd"
+  # Memcheck's leak scan takes any word that falls inside a block for an
+  # interior pointer, and words in memory (numbers, not pointers) can land
+  # inside hundreds of KiB of valgrind's low address space: the block is
+  # then "possibly lost", still an error with a stack.
+  lost="\(definitely\|possibly\) lost"
+  expect "leak:$kind" "$size bytes in 1 blocks are $lost"
+  expect "use-after-free:$kind" "Invalid read of size 1" "$freed"
+  expect "overrun:$kind" "Invalid write of size 1" \
+    "0 bytes after a.*block of size $size"
+  expect "uninitialised:$kind" \
+    "Conditional jump or move depends on uninitialised value"
+  expect "double-free:$kind" "Invalid free()"
+done
+
+# The C++ operators: new[] leaked, aligned delete then a read, an overrun
+# of a mapped new[], delete[] twice.
+expect cxx-leak "307,200 bytes in 1 blocks are \(definitely\|possibly\) lost"
+expect cxx-use-after-delete "Invalid read of size 1" \
+  "inside a block of size 5,000 free'd"
+expect cxx-overrun "Invalid write of size 1" \
+  "0 bytes after a block of size 41,943,140"
+expect cxx-double-delete "Invalid free() / delete / delete\[\]"
 
 # memcheck's own allocator in charge: free_sized, reallocarray and the
 # rsmalloc_* functions receive memcheck's pointers. The program's
