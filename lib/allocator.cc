@@ -139,13 +139,14 @@ void* vg_new(void* p, size_t n, bool zeroed) {
   size_t cls = g_page_map.class_of(p);
   size_t usable =
       raw_usable_size(cls, cls != 0 ? nullptr : g_page_map.span_of(p));
+  if (kFreeChecks && cls != 0) {
+    // Clear the free mark while the block is still ours; malloclike then
+    // gives every byte its state (past n: unaddressable).
+    vg::make_undefined(mark_word(p), sizeof(uintptr_t));
+    *mark_word(p) = 0;
+  }
   vg::g_sizes.put(p, n);
   vg::malloclike(p, n, usable, zeroed);
-  if (kFreeChecks && cls != 0) {
-    *mark_word(p) = 0;  // the free mark: as undefined as the rest after
-    if (!zeroed)
-      vg::make_undefined(mark_word(p), sizeof(uintptr_t));
-  }
   return p;
 }
 
@@ -329,7 +330,8 @@ void deallocate_slow(void* p, const char* what) {
     return;
   Span* span = g_page_map.span_of(p);
   if (span == nullptr) {
-    check_not_cached(p, what);
+    if (RS_LIKELY(!g_valgrind))  // memcheck reports it: its free is glibc's
+      check_not_cached(p, what);
     __libc_free(p);  // not ours: glibc's, from before rsmalloc was loaded
     return;
   }

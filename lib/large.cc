@@ -48,6 +48,7 @@ class MappingCache {
       e = entries_[best];
       bytes_ -= e.bytes;
       entries_[best] = entries_[--count_];
+      entries_[count_] = {};  // no stale copy: memcheck's leak check reads it
     }
     if (e.bytes > bytes) {
       // The tail is a mapping of its own from now on (bytes is a multiple
@@ -87,6 +88,7 @@ class MappingCache {
           gone[n++] = entries_[i];
           bytes_ -= entries_[i].bytes;
           entries_[i] = entries_[--count_];
+          entries_[count_] = {};
         } else {
           i++;
         }

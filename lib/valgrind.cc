@@ -138,6 +138,7 @@ size_t Quarantine::take(void** out, size_t max_out, bool all) {
     Entry& e = ring_[head_];
     out[n++] = e.p;
     count(e, false);
+    e.p = nullptr;  // a stale copy would make a leak look reachable
     head_ = (head_ + 1) % kSlots;
     count_--;
   }

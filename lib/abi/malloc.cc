@@ -106,7 +106,10 @@ RS_EXPORT void* pvalloc(size_t n) {
     return nullptr;
   }
   size_t rounded = n == 0 ? page : rs::align_up(n, page);
-  return rs::allocate_aligned(page, rounded);
+  // Through the exported memalign (the PLT), not rs::allocate_aligned:
+  // memcheck 3.19, when it replaces the allocator, replaces memalign but
+  // not pvalloc, and its free must get its own block.
+  return memalign(page, rounded);
 }
 
 RS_EXPORT size_t malloc_usable_size(void* p) {
