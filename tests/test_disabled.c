@@ -144,10 +144,10 @@ START_TEST(mallinfo2_is_glibcs) {
     free(held[i]);
   fill_fastbins();
   struct mallinfo2 after = mallinfo2();
-  ck_assert_msg(after.smblks >= kFast - 7,
+  ck_assert_msg(after.smblks >= kFast / 2,
                 "mallinfo2().smblks = %zu: no fastbin chunks, not glibc's",
                 after.smblks);
-  ck_assert_uint_ge(after.fsmblks, (size_t)(kFast - 7) * kFastSize);
+  ck_assert_uint_ge(after.fsmblks, (size_t)(kFast / 2) * kFastSize);
 }
 
 END_TEST
@@ -173,7 +173,9 @@ START_TEST(malloc_info_is_glibcs) {
   const char* fast = strstr(text, "<total type=\"fast\" count=\"");
   ck_assert_ptr_nonnull(fast);
   long count = strtol(fast + strlen("<total type=\"fast\" count=\""), NULL, 10);
-  ck_assert_msg(count >= kFast - 7, "fast count %ld:\n%s", count, text);
+  /* rsmalloc's document always says 0 here; how many of the chunks glibc
+   * keeps in fastbins rather than elsewhere depends on its state. */
+  ck_assert_msg(count >= kFast / 2, "fast count %ld:\n%s", count, text);
   ck_assert_ptr_nonnull(strstr(text, "</heap>\n"));
   ck_assert_ptr_nonnull(strstr(text, "</malloc>\n"));
   free(text);
