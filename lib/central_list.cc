@@ -176,7 +176,7 @@ void CentralList::reclaim(Span* span) {
   stats_.released -= masked_bytes(span);
   span->released_mask = 0;
   mark_tail(span);  // its page may have gone back too
-  g_page_map.set_fast_free(span, true);
+  g_page_map.set_fast_free(span, fast_free_pages(span, span->bump));
 }
 
 size_t CentralList::release_pages_of(Span* span) {
@@ -231,7 +231,7 @@ size_t CentralList::release_pages_of(Span* span) {
   // there (the page reads as zeros): the span's frees take the slow path,
   // which asks on_released_page, until reclaim.
   if (old_mask == 0)
-    g_page_map.set_fast_free(span, false);
+    g_page_map.set_fast_free(span, 0);
   void* head = nullptr;
   for (size_t i = handed; i-- > 0;) {
     if (!free_objs.test(i))
@@ -301,17 +301,70 @@ void* CentralList::pop(Span* span, bool mark_new) {
   } else {
     obj = ptr_at<void>(span->bump);
     span->bump += ci.size;
+    uintptr_t* word = static_cast<uintptr_t*>(obj) + 1;
+    vg::make_undefined(word, sizeof(uintptr_t));
     if (mark_new) {
       // New to the CPU caches, where every object carries the free mark
       // (a free of it before it is handed out is then seen).
-      uintptr_t* word = static_cast<uintptr_t*>(obj) + 1;
+      *word = g_mark;
+    } else if (*word == g_mark) {
+      *word = 0;  // for calloc, which was told it reads as zeros
+    }
+    vg::make_noaccess(word, sizeof(uintptr_t));
+    carved(span, addr(obj));
+  }
+  span->allocated++;
+  return obj;
+}
+
+namespace {
+
+/// Whether carving marks the uncarved slots of the page it enters.
+bool marks_ahead(const ClassInfo& ci) {
+  return ci.size < (size_t{1} << 12);  // below a 4 KiB system page
+}
+
+}  // namespace
+
+size_t CentralList::fast_free_pages(const Span* span, uintptr_t bump) const {
+  const ClassInfo& ci = class_info(cls_);
+  uintptr_t off = bump - span->start();  // the first slot not carved yet
+  if (off >= size_t{ci.objects} * ci.size)
+    return span->num_pages;  // all carved (the tail carries the mark)
+  // Small objects: the page of the first uncarved slot is on too, its
+  // uncarved slots marked (carved() writes them, on system pages carving
+  // is about to touch anyway). From a system page up, marking would fault
+  // in pages nobody uses yet (calloc counts on them being untouched): a
+  // page is on once no slot starts in it uncarved.
+  size_t page = off >> kPageShift;
+  return marks_ahead(ci) ? page + 1 : page;
+}
+
+void CentralList::carved(Span* span, uintptr_t old_bump) {
+  // The pages whose slots are all carved (or marked) get free's fast
+  // check; the others send their frees to the slow path, which sees that
+  // a slot past the bump pointer was never handed out. Without that, a
+  // wild free of such a slot would enter a CPU cache, and carving would
+  // hand the slot out a second time.
+  const ClassInfo& ci = class_info(cls_);
+  size_t before =
+      old_bump == span->start() ? 0 : fast_free_pages(span, old_bump);
+  size_t on = fast_free_pages(span, span->bump);
+  if (on == before)
+    return;
+  uintptr_t objs_end = span->start() + size_t{ci.objects} * ci.size;
+  if (marks_ahead(ci) && span->bump < objs_end) {
+    // The page of the first uncarved slot just came on: mark its uncarved
+    // slots (carving writes this page anyway).
+    uintptr_t page_end = span->start() + (on << kPageShift);
+    for (uintptr_t a = span->bump; a < page_end && a < objs_end; a += ci.size) {
+      uintptr_t* word = ptr_at<uintptr_t>(a) + 1;
       vg::make_undefined(word, sizeof(uintptr_t));
       *word = g_mark;
       vg::make_noaccess(word, sizeof(uintptr_t));
     }
   }
-  span->allocated++;
-  return obj;
+  g_page_map.set_fast_free(span, on);
 }
 
 Span* CentralList::new_span() {

@@ -87,6 +87,8 @@ class CentralList {
   size_t release_pages_of(Span* span);
   void reclaim(Span* span);
   void mark_tail(Span* span);
+  size_t fast_free_pages(const Span* span, uintptr_t bump) const;
+  void carved(Span* span, uintptr_t old_bump);
   bool on_released_page(const Span* span, const void* p) const;
 
   /// True when p is the start of an object of span that was handed out

@@ -28,42 +28,37 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
 }
 
 void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
+  // For small spans, the operands of object_at's divisibility check, with
+  // the check itself off (check_mul 0) until the central list has carved
+  // the page's objects (set_fast_free). The check goes off before the
+  // class changes and comes on after: a reader that sees it sees a class.
+  uint64_t start_mul =
+      cls != 0 ? span->start() * (UINT64_MAX / class_size(cls) + 1) : 0;
   while (n > 0) {
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
     size_t run = kLeafLength - i;
     if (run > n)
       run = n;
-    // The divisibility check of object_class_of: for small spans only.
-    uint64_t mul = cls != 0 ? UINT64_MAX / class_size(cls) + 1 : 0;
-    uint64_t start_mul = cls != 0 ? span->start() * mul : 0;
-    // A class before its check (a page becoming small), no check before
-    // no class (a page leaving): a reader that sees the check sees a class.
     for (size_t k = 0; k < run; k++) {
+      __atomic_store_n(&leaf->check_mul[i + k], uint64_t{0}, __ATOMIC_RELEASE);
       __atomic_store_n(&leaf->span[i + k], span, __ATOMIC_RELEASE);
-      if (cls != 0)
-        __atomic_store_n(&leaf->size_class[i + k], cls, __ATOMIC_RELEASE);
-      __atomic_store_n(&leaf->check_mul[i + k], mul, __ATOMIC_RELEASE);
+      __atomic_store_n(&leaf->size_class[i + k], cls, __ATOMIC_RELEASE);
       __atomic_store_n(&leaf->start_mul[i + k], start_mul, __ATOMIC_RELEASE);
-      if (cls == 0)
-        __atomic_store_n(&leaf->size_class[i + k], cls, __ATOMIC_RELEASE);
     }
     page += run;
     n -= run;
   }
 }
 
-void PageMap::set_fast_free(const Span* span, bool on) {
-  uint64_t mul = on ? UINT64_MAX / class_size(span->size_class) + 1 : 0;
-  uint64_t start_mul = span->start() * mul;
-  for (uintptr_t page = span->first_page;
-       page < span->first_page + span->num_pages; page++) {
+void PageMap::set_fast_free(const Span* span, size_t on_pages) {
+  uint64_t mul = UINT64_MAX / class_size(span->size_class) + 1;
+  for (size_t k = 0; k < span->num_pages; k++) {
+    uintptr_t page = span->first_page + k;
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
-    // Off: no check first; on: the check last.
-    if (on)
-      __atomic_store_n(&leaf->start_mul[i], start_mul, __ATOMIC_RELEASE);
-    __atomic_store_n(&leaf->check_mul[i], mul, __ATOMIC_RELEASE);
+    __atomic_store_n(&leaf->check_mul[i], k < on_pages ? mul : 0,
+                     __ATOMIC_RELEASE);
   }
 }
 

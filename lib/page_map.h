@@ -85,10 +85,11 @@ class PageMap {
   /// exist (ensure). Caller holds the page heap lock.
   void set_range(uintptr_t page, size_t n, Span* span, uint8_t cls);
 
-  /// Turns object_at's check for the pages of the small span `span` off
-  /// (its frees then take the slow path, which looks at the span) or back
-  /// on. Caller holds the span's central lock.
-  void set_fast_free(const Span* span, bool on);
+  /// Sets object_at's check for the pages of the small span `span`: on for
+  /// its first `on_pages` pages, off for the rest (their frees then take
+  /// the slow path, which looks at the span). set_range leaves the pages
+  /// of a new small span off. Caller holds the span's central lock.
+  void set_fast_free(const Span* span, size_t on_pages);
 
   /// Bytes of leaves mapped so far (metadata statistics).
   size_t leaf_bytes() const {

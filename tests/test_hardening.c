@@ -321,6 +321,26 @@ START_TEST(interior_realloc_and_usable_size) {
 
 END_TEST
 
+/* A free of the last slot of a span that malloc has not carved that far
+ * (one refill carves 32 objects of 208 bytes; a span holds 39). */
+static void uncarved_free(int misuse) {
+  char* p = malloc(opaque(200)); /* the 208-byte class */
+  uintptr_t span = (uintptr_t)p & ~(uintptr_t)8191;
+  char* last = (char*)(span + 38 * 208);
+  if (misuse && last != p)
+    free(last);
+  free(p);
+}
+
+START_TEST(free_of_a_slot_never_handed_out) {
+  /* The slot may have been carved by earlier activity in this process:
+   * then it is free in a cache and this is a double free. Either way
+   * rsmalloc must stop it. */
+  expect_abort(uncarved_free, "free");
+}
+
+END_TEST
+
 static void wrong_size_free(int misuse) {
   void* p = malloc(opaque(48));
   announce(p);
@@ -535,6 +555,7 @@ static Suite* hardening_suite(void) {
   tcase_add_test(tc, interior_free_every_class);
   tcase_add_test(tc, interior_realloc_and_usable_size);
   tcase_add_test(tc, sized_free_with_a_wrong_size);
+  tcase_add_test(tc, free_of_a_slot_never_handed_out);
   tcase_add_test(tc, freed_blocks_overwritten_cannot_steer_malloc);
   tcase_add_test(tc, random_misuse_among_threads);
   suite_add_tcase(s, tc);
