@@ -99,19 +99,6 @@ RS_EXPORT void* valloc(size_t n) {
   return rs::allocate_aligned(rs::os::system_page_size(), n);
 }
 
-RS_EXPORT void* pvalloc(size_t n) {
-  size_t page = rs::os::system_page_size();
-  if (n > SIZE_MAX - page) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  size_t rounded = n == 0 ? page : rs::align_up(n, page);
-  // Through the exported memalign (the PLT), not rs::allocate_aligned:
-  // memcheck 3.19, when it replaces the allocator, replaces memalign but
-  // not pvalloc, and its free must get its own block.
-  return memalign(page, rounded);
-}
-
 RS_EXPORT size_t malloc_usable_size(void* p) {
   return rs::usable_size(p);
 }
