@@ -176,7 +176,7 @@ void CentralList::reclaim(Span* span) {
   stats_.released -= masked_bytes(span);
   span->released_mask = 0;
   mark_tail(span);  // its page may have gone back too
-  g_page_map.set_fast_free(span, fast_free_pages(span, span->bump));
+  update_fast_free(span);
 }
 
 size_t CentralList::release_pages_of(Span* span) {
@@ -228,10 +228,9 @@ size_t CentralList::release_pages_of(Span* span) {
   // go: no link may live on a released page.
   span->released_mask = mask;
   // A double free of an object on a released page would find no mark
-  // there (the page reads as zeros): the span's frees take the slow path,
-  // which asks on_released_page, until reclaim.
-  if (old_mask == 0)
-    g_page_map.set_fast_free(span, 0);
+  // there (the page reads as zeros): frees on those pages take the slow
+  // path, which asks on_released_page, until reclaim.
+  update_fast_free(span);
   void* head = nullptr;
   for (size_t i = handed; i-- > 0;) {
     if (!free_objs.test(i))
@@ -364,7 +363,12 @@ void CentralList::carved(Span* span, uintptr_t old_bump) {
       vg::make_noaccess(word, sizeof(uintptr_t));
     }
   }
-  g_page_map.set_fast_free(span, on);
+  update_fast_free(span);
+}
+
+void CentralList::update_fast_free(const Span* span) {
+  g_page_map.set_fast_free(span, fast_free_pages(span, span->bump),
+                           span->released_mask, release_shift(span));
 }
 
 Span* CentralList::new_span() {

@@ -89,6 +89,7 @@ class CentralList {
   void mark_tail(Span* span);
   size_t fast_free_pages(const Span* span, uintptr_t bump) const;
   void carved(Span* span, uintptr_t old_bump);
+  void update_fast_free(const Span* span);
   bool on_released_page(const Span* span, const void* p) const;
 
   /// True when p is the start of an object of span that was handed out

@@ -51,14 +51,23 @@ void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
   }
 }
 
-void PageMap::set_fast_free(const Span* span, size_t on_pages) {
+void PageMap::set_fast_free(const Span* span,
+                            size_t on_pages,
+                            uint64_t released,
+                            size_t unit_shift) {
   uint64_t mul = UINT64_MAX / class_size(span->size_class) + 1;
   for (size_t k = 0; k < span->num_pages; k++) {
+    bool on = k < on_pages;
+    if (on && released != 0) {
+      size_t first = (k << kPageShift) >> unit_shift;
+      size_t last = (((k + 1) << kPageShift) - 1) >> unit_shift;
+      for (size_t u = first; u <= last && u < 64; u++)
+        on = on && ((released >> u) & 1) == 0;
+    }
     uintptr_t page = span->first_page + k;
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
-    __atomic_store_n(&leaf->check_mul[i], k < on_pages ? mul : 0,
-                     __ATOMIC_RELEASE);
+    __atomic_store_n(&leaf->check_mul[i], on ? mul : 0, __ATOMIC_RELEASE);
   }
 }
 

@@ -86,10 +86,15 @@ class PageMap {
   void set_range(uintptr_t page, size_t n, Span* span, uint8_t cls);
 
   /// Sets object_at's check for the pages of the small span `span`: on for
-  /// its first `on_pages` pages, off for the rest (their frees then take
-  /// the slow path, which looks at the span). set_range leaves the pages
-  /// of a new small span off. Caller holds the span's central lock.
-  void set_fast_free(const Span* span, size_t on_pages);
+  /// its first `on_pages` pages except those that overlap a unit set in
+  /// `released` (units of 1 << unit_shift bytes from the span's start),
+  /// off for the rest: their frees then take the slow path, which looks at
+  /// the span. set_range leaves the pages of a new small span off. Caller
+  /// holds the span's central lock.
+  void set_fast_free(const Span* span,
+                     size_t on_pages,
+                     uint64_t released,
+                     size_t unit_shift);
 
   /// Bytes of leaves mapped so far (metadata statistics).
   size_t leaf_bytes() const {
