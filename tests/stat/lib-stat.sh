@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: MIT
+# Shared by tests/stat/*.sh, sourced after ../lib.sh: starting and stopping
+# the test processes (tests/stat/stat_target), and running the command.
+
+cmd=$top_srcdir/tools/rsmalloc
+target=$top_builddir/tests/stat/stat_target
+RSMALLOC_STAT_HELPER=$top_builddir/tools/rsmalloc-stat
+export RSMALLOC_STAT_HELPER
+unset LD_PRELOAD RSMALLOC_LIBRARY RSMALLOC_STATS RSMALLOC_DISABLE \
+  RSMALLOC_VERBOSE RSMALLOC_STAT_TEST_PAUSE_MS
+for f in "$RSMALLOC_LIB" "$target" "$RSMALLOC_STAT_HELPER"; do
+  [ -e "$f" ] || { not_ok "$f exists (build it first)"; finish; }
+done
+tmp=$(mktemp -d /tmp/rsmalloc-stat.XXXXXX) || { not_ok mktemp; finish; }
+chmod 755 "$tmp"
+rs_pids=
+rs_cleanup() {
+  {
+    for p in $rs_pids; do kill -9 "$p"; done
+    wait
+  } 2>/dev/null
+  rm -rf "$tmp"
+}
+trap rs_cleanup EXIT
+
+# rs_start NAME on|off MODE [N]: starts stat_target MODE in $tmp/NAME, on
+# rsmalloc (preloaded) or not, as the user in $rs_as (a setpriv prefix, or
+# empty); waits until it is ready. Sets $pid; false when it did not start.
+rs_as=
+rs_start() {
+  name=$1
+  how=$2
+  shift 2
+  mkdir -p "$tmp/$name"
+  chmod 777 "$tmp/$name"
+  if [ "$how" = on ]; then
+    # shellcheck disable=SC2086 # rs_as is a command prefix
+    env LD_PRELOAD="$RSMALLOC_LIB" $rs_as "$target" "$1" "$tmp/$name" "$@" \
+      >"$tmp/$name.out" 2>&1 &
+  else
+    # shellcheck disable=SC2086
+    $rs_as "$target" "$1" "$tmp/$name" "$@" >"$tmp/$name.out" 2>&1 &
+  fi
+  pid=$!
+  rs_pids="$rs_pids $pid"
+  i=0
+  while [ ! -e "$tmp/$name/ready" ]; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then
+      show "$tmp/$name.out"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# rs ARGS...: the command, its output in $tmp/out and $tmp/err, its exit
+# status in $rc.
+rs() {
+  "$cmd" "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+}
+
+# one_error PATTERN: the last command failed as an error must: status 1,
+# nothing on stdout, one line on stderr that matches PATTERN.
+one_error() {
+  [ "$rc" -eq 1 ] && [ ! -s "$tmp/out" ] &&
+    [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q -- "$1" "$tmp/err"
+}
+
+# field FILE NAME: the top-level number NAME of a JSON statistics line.
+field() {
+  sed -n "s/.*\"$2\": \([0-9]*\).*/\1/p" "$1" | head -n 1
+}
+
+# class_in_use FILE SIZE: in_use of the class of SIZE bytes (0 if absent).
+class_in_use() {
+  tr '{' '\n' <"$1" |
+    sed -n "s/.*\"size\": $2, \"in_use\": \([0-9]*\),.*/\1/p" | grep . ||
+    echo 0
+}
+
+# The library's part of `rsmalloc stat --json`: without what the tool adds.
+library_part() {
+  sed 's/, "pid": .*$/}/' "$1"
+}
