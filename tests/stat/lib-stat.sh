@@ -30,16 +30,17 @@ rs_as=
 rs_start() {
   name=$1
   how=$2
-  shift 2
+  mode=$3
+  shift 3
   mkdir -p "$tmp/$name"
   chmod 777 "$tmp/$name"
   if [ "$how" = on ]; then
     # shellcheck disable=SC2086 # rs_as is a command prefix
-    env LD_PRELOAD="$RSMALLOC_LIB" $rs_as "$target" "$1" "$tmp/$name" "$@" \
+    env LD_PRELOAD="$RSMALLOC_LIB" $rs_as "$target" "$mode" "$tmp/$name" "$@" \
       >"$tmp/$name.out" 2>&1 &
   else
     # shellcheck disable=SC2086
-    $rs_as "$target" "$1" "$tmp/$name" "$@" >"$tmp/$name.out" 2>&1 &
+    $rs_as "$target" "$mode" "$tmp/$name" "$@" >"$tmp/$name.out" 2>&1 &
   fi
   pid=$!
   rs_pids="$rs_pids $pid"
@@ -83,4 +84,37 @@ class_in_use() {
 # The library's part of `rsmalloc stat --json`: without what the tool adds.
 library_part() {
   sed 's/, "pid": .*$/}/' "$1"
+}
+
+# consistent FILE: FILE (the library's part of one snapshot) is one line of
+# the right shape with no negative or wrapped-around figure, and its totals
+# are the sums of its classes (awk's doubles are exact at these sizes).
+# Says what is wrong otherwise.
+consistent() {
+  awk '
+function val(s, k,   m) {
+  if (!match(s, "\"" k "\": [0-9]+")) { bad = bad " no " k; return 0 }
+  m = substr(s, RSTART, RLENGTH); sub(/.*: /, "", m); return m + 0
+}
+NR > 1 { bad = bad " more than one line" }
+{
+  if ($0 !~ /^\{"version": "[^"]*", "cache_mode": "[^"]*", .*"classes": \[.*\]\}$/)
+    bad = bad " shape"
+  if ($0 ~ /-/ || $0 ~ /[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]/)
+    bad = bad " a negative or wrapped-around number"
+  n = split($0, part, "{")
+  small = 0; cached = 0
+  for (i = 3; i <= n; i++) {
+    size = val(part[i], "size")
+    small += size * val(part[i], "in_use")
+    cached += size * val(part[i], "cached")
+  }
+  if (val(part[2], "small_in_use_bytes") != small)
+    bad = bad " small_in_use_bytes != sum of classes"
+  if (val(part[2], "cpu_cache_bytes") != cached)
+    bad = bad " cpu_cache_bytes != sum of classes"
+  if (val(part[2], "in_use_bytes") != val(part[2], "small_in_use_bytes") + val(part[2], "large_in_use_bytes"))
+    bad = bad " in_use_bytes != small + large"
+}
+END { if (bad != "") { print "   " bad; exit 1 } }' "$1"
 }

@@ -16,6 +16,15 @@ tests_stat_libfakersmalloc_la_SOURCES = tests/stat/fake_block.c
 tests_stat_libfakersmalloc_la_CFLAGS = $(RS_WARN_CFLAGS)
 tests_stat_libfakersmalloc_la_LDFLAGS = -module -avoid-version -rpath /nowhere
 
+# compute_stats, shared by collect_stats and the tool: exact, and clamped
+# where counters read out of step would go negative.
+check_PROGRAMS += tests/stat/test_compute_stats
+tests_stat_test_compute_stats_SOURCES = tests/stat/test_compute_stats.cc \
+	tests/check_main.h
+tests_stat_test_compute_stats_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
+tests_stat_test_compute_stats_LDADD = $(RS_UNIT_LDADD)
+TESTS += tests/stat/test_compute_stats
+
 RS_STAT_TESTS = \
 	tests/stat/stat-exact.sh \
 	tests/stat/stat-busy.sh \
