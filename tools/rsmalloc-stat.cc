@@ -434,8 +434,10 @@ bool Target::snapshot(Snapshot* out) {
   }
   uint64_t block;
   Introspection d;
-  if (!read(symbol, &block, sizeof(block)) || !read(block, &d, sizeof(d)) ||
-      !check_layout(d))
+  // The block is written at start-up (and again if the settings arrive
+  // late): read it until two reads agree, like the counters.
+  if (!read(symbol, &block, sizeof(block)) ||
+      !read_stable(block, &d, sizeof(d)) || !check_layout(d))
     return false;
   bool disabled;
   if (!read(d.disabled, &disabled, sizeof(disabled)))
