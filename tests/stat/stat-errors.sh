@@ -83,18 +83,14 @@ fi
 fake=$top_builddir/tests/stat/.libs/libfakersmalloc.so
 if [ -f "$fake" ]; then
   cp "$fake" "$tmp/librsmalloc.so.0"
-  LD_PRELOAD=$tmp/librsmalloc.so.0 sleep 30 &
-  pid=$!
-  rs_pids="$rs_pids $pid"
-  i=0
-  while ! grep -q librsmalloc "/proc/$pid/maps" 2>/dev/null && [ $i -lt 50 ]; do
-    i=$((i + 1))
-    sleep 0.1
-  done
-  rs stat "$pid"
-  check "another layout of the block: one line, status 1" \
-    one_error "process $pid runs rsmalloc with statistics layout 999" ||
-    show "$tmp/err"
+  if rs_start fake "$tmp/librsmalloc.so.0" idle; then
+    rs stat "$pid"
+    check "another layout of the block: one line, status 1" \
+      one_error "process $pid runs rsmalloc with statistics layout 999" ||
+      show "$tmp/err"
+  else
+    not_ok "a process with the stand-in library starts"
+  fi
 else
   not_ok "$fake exists (build it first)"
 fi
