@@ -29,7 +29,8 @@ RS_STAT_TESTS = \
 	tests/stat/stat-exact.sh \
 	tests/stat/stat-busy.sh \
 	tests/stat/stat-errors.sh \
-	tests/stat/top.sh
+	tests/stat/top.sh \
+	tests/stat/helper-deps.sh
 TESTS += $(RS_STAT_TESTS)
 dist_check_SCRIPTS += $(RS_STAT_TESTS)
 EXTRA_DIST += tests/stat/lib-stat.sh
