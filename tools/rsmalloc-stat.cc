@@ -310,8 +310,9 @@ void print_top_text(const Row* rows, size_t n, size_t unseen) {
            human(r.released, e, sizeof(e)), r.mode);
   }
   if (unseen > 0)
-    printf("rsmalloc: %zu processes not examined (permission denied)%s\n",
-           unseen, geteuid() == 0 ? "" : "; run as root to see them");
+    printf("rsmalloc: %zu process%s not examined (permission denied)%s\n",
+           unseen, unseen == 1 ? "" : "es",
+           geteuid() == 0 ? "" : "; run as root to see them");
 }
 
 void print_top_json(const Row* rows, size_t n, size_t unseen) {
