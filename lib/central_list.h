@@ -78,6 +78,10 @@ class CentralList {
 
   CentralStats stats();
 
+  /// Where the counters live, for the introspection block (read from
+  /// outside the process, without the lock).
+  const CentralStats* stats_addr() const { return &stats_; }
+
   Lock& lock() { return lock_; }
 
  private:

@@ -14,6 +14,7 @@
 
 #include "allocator.h"
 #include "central_list.h"
+#include "introspect.h"
 #include "large.h"
 #include "log.h"
 #include "os.h"
@@ -63,6 +64,7 @@ void apply_settings() {
   g_mode = g_disabled ? "disabled" : g_cpu_cache.describe();
   if (g_config.perturb != 0)
     set_perturb(g_config.perturb);
+  publish_introspection();
 }
 
 void start_caches() {

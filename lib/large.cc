@@ -104,6 +104,8 @@ class MappingCache {
 
   size_t bytes() const { return __atomic_load_n(&bytes_, __ATOMIC_RELAXED); }
 
+  const size_t* bytes_addr() const { return &bytes_; }
+
   /// The cached mapping that holds p: its start, or 0.
   uintptr_t holding(const void* p) {
     LockGuard guard(lock_);
@@ -223,6 +225,10 @@ void check_not_cached(const void* p, const char* what) {
 
 size_t large_cached_bytes() {
   return g_mapping_cache.bytes();
+}
+
+const size_t* large_cached_bytes_addr() {
+  return g_mapping_cache.bytes_addr();
 }
 
 Lock& large_cache_lock() {

@@ -35,6 +35,9 @@ void check_not_cached(const void* p, const char* what);
 /// Bytes of freed mappings kept for reuse.
 size_t large_cached_bytes();
 
+/// Where large_cached_bytes() lives, for the introspection block.
+const size_t* large_cached_bytes_addr();
+
 /// The mapping cache's lock (a leaf: nothing else is taken under it), for
 /// the fork handlers.
 Lock& large_cache_lock();

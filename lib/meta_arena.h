@@ -21,6 +21,9 @@ class SpanArena {
   /// Bytes mapped for descriptors.
   size_t mapped_bytes() const { return mapped_; }
 
+  /// Where mapped_bytes() lives, for the introspection block.
+  const size_t* mapped_bytes_addr() const { return &mapped_; }
+
  private:
   static constexpr size_t kChunkBytes = 64 * 1024;
 

@@ -84,6 +84,12 @@ class PageHeap {
 
   PageHeapStats stats();
 
+  /// Where the counters live (metadata_bytes not kept there: it is the sum
+  /// of the two below), for the introspection block.
+  const PageHeapStats* stats_addr() const { return &stats_; }
+
+  const size_t* span_bytes_addr() const { return spans_.mapped_bytes_addr(); }
+
   Lock& lock() { return lock_; }
 
  private:

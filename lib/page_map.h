@@ -101,6 +101,9 @@ class PageMap {
     return __atomic_load_n(&leaf_bytes_, __ATOMIC_RELAXED);
   }
 
+  /// Where leaf_bytes() lives, for the introspection block.
+  const size_t* leaf_bytes_addr() const { return &leaf_bytes_; }
+
  private:
   RS_FAST_PATH const Leaf* load_leaf(uintptr_t i) const {
     return __atomic_load_n(&root_[i], __ATOMIC_ACQUIRE);

@@ -17,46 +17,17 @@
 namespace rs {
 
 void collect_stats(Stats* s) {
-  memset(s, 0, sizeof(*s));
+  StatsInputs in;
   for (size_t c = 1; c < kNumClasses; c++) {
-    CentralStats cs = g_central[c].stats();
+    in.central[c] = g_central[c].stats();
     // Under valgrind freed blocks wait in the quarantine: held, not in use.
-    size_t cached = g_cpu_cache.cached_objects(c) +
-                    vg::g_quarantine.held(static_cast<uint8_t>(c));
-    if (cached > cs.allocated)
-      cached = cs.allocated;  // racy reads
-    ClassStats& out = s->classes[c];
-    out.in_use = cs.allocated - cached;
-    out.cached = cached;
-    out.free = cs.capacity - cs.allocated;
-    out.spans = cs.spans;
-    s->small_in_use_bytes += out.in_use * class_size(c);
-    s->cpu_cache_bytes += cached * class_size(c);
-    // Free objects on system pages returned to the OS are not resident.
-    size_t free_bytes = out.free * class_size(c);
-    size_t released = cs.released < free_bytes ? cs.released : free_bytes;
-    s->central_free_bytes += free_bytes - released;
-    s->span_released_bytes += released;
+    in.cached[c] = g_cpu_cache.cached_objects(c) +
+                   vg::g_quarantine.held(static_cast<uint8_t>(c));
   }
-  PageHeapStats hs = g_page_heap.stats();
-  s->large_in_use_bytes = hs.large_bytes + hs.mapped_large_bytes;
-  size_t held_large = vg::g_quarantine.held(0);  // freed, in the quarantine
-  if (held_large > s->large_in_use_bytes)
-    held_large = s->large_in_use_bytes;  // racy reads
-  s->large_in_use_bytes -= held_large;
-  s->in_use_bytes = s->small_in_use_bytes + s->large_in_use_bytes;
-  size_t cached_mappings = large_cached_bytes();  // freed, kept for reuse
-  s->heap_free_bytes =
-      hs.free_bytes - hs.released_bytes + cached_mappings + held_large;
-  s->released_bytes = hs.released_bytes + s->span_released_bytes;
-  s->metadata_bytes = hs.metadata_bytes;
-  s->mapped_bytes = hs.heap_mapped_bytes + hs.mapped_large_bytes +
-                    hs.metadata_bytes + cached_mappings;
-  s->mapped_large_count = hs.mapped_large_count;
-  s->mapped_large_bytes = hs.mapped_large_bytes;
-  s->max_mapped_large_count = hs.max_mapped_large_count;
-  s->max_mapped_large_bytes = hs.max_mapped_large_bytes;
-  s->free_spans = hs.free_spans;
+  in.heap = g_page_heap.stats();
+  in.held_large = vg::g_quarantine.held(0);
+  in.cached_mappings = large_cached_bytes();
+  compute_stats(s, in);
 }
 
 struct mallinfo2 mallinfo2() {

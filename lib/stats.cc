@@ -2,6 +2,8 @@
 // Core layer: rendering statistics as text and JSON.
 #include "stats.h"
 
+#include <string.h>
+
 #include "config.h"
 
 namespace rs {
@@ -19,6 +21,49 @@ void field(Log& log, const char* name, size_t value, bool comma = true) {
 }
 
 }  // namespace
+
+void compute_stats(Stats* s, const StatsInputs& in) {
+  memset(s, 0, sizeof(*s));
+  for (size_t c = 1; c < kNumClasses; c++) {
+    const CentralStats& cs = in.central[c];
+    size_t allocated = cs.allocated < cs.capacity ? cs.allocated : cs.capacity;
+    size_t cached = in.cached[c];
+    if (cached > allocated)
+      cached = allocated;  // racy reads
+    ClassStats& out = s->classes[c];
+    out.in_use = allocated - cached;
+    out.cached = cached;
+    out.free = cs.capacity - allocated;
+    out.spans = cs.spans;
+    s->small_in_use_bytes += out.in_use * class_size(c);
+    s->cpu_cache_bytes += cached * class_size(c);
+    // Free objects on system pages returned to the OS are not resident.
+    size_t free_bytes = out.free * class_size(c);
+    size_t released = cs.released < free_bytes ? cs.released : free_bytes;
+    s->central_free_bytes += free_bytes - released;
+    s->span_released_bytes += released;
+  }
+  const PageHeapStats& hs = in.heap;
+  s->large_in_use_bytes = hs.large_bytes + hs.mapped_large_bytes;
+  size_t held_large = in.held_large;  // freed, in the quarantine
+  if (held_large > s->large_in_use_bytes)
+    held_large = s->large_in_use_bytes;  // racy reads
+  s->large_in_use_bytes -= held_large;
+  s->in_use_bytes = s->small_in_use_bytes + s->large_in_use_bytes;
+  size_t heap_released =
+      hs.released_bytes < hs.free_bytes ? hs.released_bytes : hs.free_bytes;
+  s->heap_free_bytes =
+      hs.free_bytes - heap_released + in.cached_mappings + held_large;
+  s->released_bytes = heap_released + s->span_released_bytes;
+  s->metadata_bytes = hs.metadata_bytes;
+  s->mapped_bytes = hs.heap_mapped_bytes + hs.mapped_large_bytes +
+                    hs.metadata_bytes + in.cached_mappings;
+  s->mapped_large_count = hs.mapped_large_count;
+  s->mapped_large_bytes = hs.mapped_large_bytes;
+  s->max_mapped_large_count = hs.max_mapped_large_count;
+  s->max_mapped_large_bytes = hs.max_mapped_large_bytes;
+  s->free_spans = hs.free_spans;
+}
 
 void format_stats_text(Log& log, const Stats& s, const char* cache_mode) {
   log.str("rsmalloc: statistics (cache mode ").str(cache_mode).str(")\n");
@@ -50,9 +95,13 @@ void format_stats_text(Log& log, const Stats& s, const char* cache_mode) {
   }
 }
 
-void format_stats_json(Log& log, const Stats& s, const char* cache_mode) {
-  log.str("{\"version\": \"" PACKAGE_VERSION "\", \"cache_mode\": \"");
-  log.str(cache_mode).str("\", ");
+void format_stats_json(Log& log,
+                       const Stats& s,
+                       const char* cache_mode,
+                       const char* version) {
+  log.str("{\"version\": \"");
+  log.str(version != nullptr ? version : PACKAGE_VERSION);
+  log.str("\", \"cache_mode\": \"").str(cache_mode).str("\", ");
   field(log, "in_use_bytes", s.in_use_bytes);
   field(log, "small_in_use_bytes", s.small_in_use_bytes);
   field(log, "large_in_use_bytes", s.large_in_use_bytes);

@@ -6,7 +6,9 @@
 #define RS_STATS_H_
 
 #include "base.h"
+#include "central_list.h"
 #include "log.h"
+#include "page_heap.h"
 #include "size_class.h"
 
 namespace rs {
@@ -39,9 +41,29 @@ struct Stats {
   ClassStats classes[kNumClasses];  // per size class
 };
 
+/// The raw counters a snapshot is computed from: read inside the process
+/// by collect_stats(), or from outside by `rsmalloc stat` (tools/), which
+/// then computes the same figures with the same code.
+struct StatsInputs {
+  CentralStats central[kNumClasses];  // each class's counters
+  size_t cached[kNumClasses];  // objects in CPU caches and the quarantine
+  PageHeapStats heap;          // the page heap's, with metadata_bytes
+  size_t held_large;           // large bytes in the valgrind quarantine
+  size_t cached_mappings;      // bytes of freed mappings kept for reuse
+};
+
+/// Fills s from in. The counters may have been read racily (one class at a
+/// time, the CPU caches without their locks): figures that would come out
+/// negative are clamped, never wrapped around.
+void compute_stats(Stats* s, const StatsInputs& in);
+
 void format_stats_text(Log& log, const Stats& s, const char* cache_mode);
 
-void format_stats_json(Log& log, const Stats& s, const char* cache_mode);
+/// version: the library version to report (nullptr: this build's).
+void format_stats_json(Log& log,
+                       const Stats& s,
+                       const char* cache_mode,
+                       const char* version = nullptr);
 
 }  // namespace rs
 

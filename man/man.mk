@@ -9,7 +9,8 @@ dist_man_MANS += man/rsmalloc.3 man/rsmalloc.7 man/rsmalloc.1
 # libdir and version. An install rule rather than bin_SCRIPTS: a generated
 # script would need a name of its own next to the source one.
 EXTRA_DIST += tools/rsmalloc
-rs_command_subst = sed -e 's|@libdir[@]|$(libdir)|g' -e 's|@VERSION[@]|$(VERSION)|g'
+rs_command_subst = sed -e 's|@libdir[@]|$(libdir)|g' -e 's|@VERSION[@]|$(VERSION)|g' \
+	-e 's|@pkglibexecdir[@]|$(pkglibexecdir)|g'
 
 install-exec-local: install-rsmalloc-command
 uninstall-local: uninstall-rsmalloc-command

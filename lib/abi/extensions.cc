@@ -2,6 +2,7 @@
 // ABI layer: the rsmalloc_* extension API declared in rsmalloc.h.
 #include "allocator.h"
 #include "config.h"
+#include "introspect.h"
 #include "rsmalloc.h"
 
 extern "C" {
@@ -25,5 +26,11 @@ RS_EXPORT int rsmalloc_owns(const void* p) {
 RS_EXPORT size_t rsmalloc_stats_json(char* buf, size_t len) {
   return rs::stats_json(buf, len);
 }
+
+/// Where `rsmalloc stat` (tools/) finds the introspection block: it looks
+/// this symbol up in the library's dynamic symbol table and reads it from
+/// outside the process. Not declared in rsmalloc.h: not for programs.
+extern RS_EXPORT const rs::Introspection* const rsmalloc_introspection;
+const rs::Introspection* const rsmalloc_introspection = &rs::g_introspection;
 
 }  // extern "C"

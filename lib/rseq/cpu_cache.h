@@ -173,6 +173,14 @@ class CpuCache {
 
   size_t num_cpus() const { return num_cpus_; }
 
+  /// Where the regions, the side records and the classes' first slots
+  /// are, for the introspection block (read from outside the process).
+  const char* regions() const { return regions_; }
+
+  const CpuState* states() const { return states_; }
+
+  const uint16_t* begins() const { return begin_; }
+
   /// Fork support: take, release, or reset every CPU lock; the child also
   /// re-registers the membarrier fence.
   void lock_all();
