@@ -357,10 +357,18 @@ void deallocate_slow(void* p, const char* what) {
   free_large(span, p);
 }
 
-void deallocate_large_sized(void* p, size_t n, const char* what) {
-  if (kFreeChecks && p != nullptr) {
-    Span* span = large_span(p, what);
-    if (span != nullptr && n > large_usable_size(span))
+void deallocate_sized_slow(void* p, size_t n, const char* what) {
+  Span* span = kFreeChecks ? g_page_map.span_of(p) : nullptr;
+  if (span != nullptr && !g_valgrind) {
+    // A small block whose page sends frees here (not carved that far, or
+    // next to pages returned to the OS), or a large block.
+    size_t usable = SIZE_MAX;  // deallocate_slow judges the pointer
+    if (span->state == SpanState::kSmall) {
+      usable = class_size(g_page_map.class_of(p));
+    } else if (large_span(p, what) != nullptr) {
+      usable = large_usable_size(span);
+    }
+    if (n > usable)
       wrong_size(p, n, what);
   }
   deallocate_slow(p, what);

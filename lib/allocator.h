@@ -122,8 +122,9 @@ RS_FAST_PATH void deallocate(void* p, const char* what = "free") {
 }
 
 /// A sized free (free_sized, sized operator delete): as deallocate, and
-/// aborts when n is larger than the block.
-RS_SLOW_PATH void deallocate_large_sized(void* p, size_t n, const char* what);
+/// aborts when n is larger than the block. The slow path: anything but a
+/// small block that passed free's fast check.
+RS_SLOW_PATH void deallocate_sized_slow(void* p, size_t n, const char* what);
 
 RS_FAST_PATH void deallocate_sized(void* p, size_t n, const char* what) {
   size_t cls;
@@ -135,7 +136,7 @@ RS_FAST_PATH void deallocate_sized(void* p, size_t n, const char* what) {
     deallocate_small(p, cls, what);
     return;
   }
-  deallocate_large_sized(p, n, what);
+  deallocate_sized_slow(p, n, what);
 }
 
 /// calloc after the overflow check: n zeroed bytes.

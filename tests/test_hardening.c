@@ -359,7 +359,41 @@ static void wrong_size_large(int misuse) {
   free_sized(p, misuse ? 400000 : 300000);
 }
 
+/* Correct sized frees of every class, of blocks from malloc and from
+ * calloc (which carves one object at a time, so many sit in pages whose
+ * frees take the slow path), then one wrong size. */
+static void sized_frees_every_class(int misuse) {
+  enum { PER = 8 };
+
+  static void* p[2 * PER];
+  for (size_t want = 16; want <= 256 * 1024;) {
+    void* probe = malloc(opaque(want));
+    size_t n = malloc_usable_size(probe);
+    free(probe);
+    for (int i = 0; i < PER; i++) {
+      p[2 * i] = malloc(opaque(n));
+      p[2 * i + 1] = calloc(1, opaque(n));
+      if (p[2 * i] == NULL || p[2 * i + 1] == NULL)
+        _exit(2);
+    }
+    for (int i = 0; i < 2 * PER; i++)
+      free_sized(p[i], n);
+    want = n + 1;
+  }
+  void* q = malloc(opaque(5000));
+  announce(q);
+  free_sized(q, misuse ? 9000 : 5000);
+}
+
 START_TEST(sized_free_with_a_wrong_size) {
+  size_t usable;
+  {
+    void* probe = malloc(opaque(5000));
+    usable = malloc_usable_size(probe);
+    free(probe);
+  }
+  expect_report(sized_frees_every_class, "free_sized", "size 9000 given for",
+                usable);
   expect_report(wrong_size_free, "free_sized", "size 1000 given for", 48);
   expect_report(wrong_size_delete, "operator delete", "size 5000 given for",
                 112);
