@@ -11,14 +11,14 @@ RS_ABI_TEST_LIBS = lib/librsmalloc.la $(CHECK_LIBS)
 check_PROGRAMS += tests/test_abi tests/test_cxx tests/test_stress \
 	tests/limit_prog tests/test_promises
 
-tests_test_abi_SOURCES = tests/test_abi.c tests/check_main.h
+tests_test_abi_SOURCES = tests/test_abi.c tests/check_main.h tests/stats_json.h
 tests_test_abi_CFLAGS = $(RS_ABI_TEST_CFLAGS)
 tests_test_abi_LDFLAGS = -pthread
 tests_test_abi_LDADD = $(RS_ABI_TEST_LIBS)
 
 # Promises other tests could not see broken (calloc's zeros, misuse
 # aborts, statistics); reruns itself with RSMALLOC_RSEQ=0.
-tests_test_promises_SOURCES = tests/test_promises.c tests/check_main.h \
+tests_test_promises_SOURCES = tests/test_promises.c tests/check_main.h tests/stats_json.h \
 	tests/misuse.h
 tests_test_promises_CFLAGS = $(RS_ABI_TEST_CFLAGS)
 tests_test_promises_LDFLAGS = -pthread

@@ -6,11 +6,14 @@
 #define RS_TESTS_CHECK_MAIN_H
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sys/wait.h>
 
 /* Under make check-valgrind (which exports VALGRIND) every test is far
  * slower: stretch Check's timeouts before the suites are built. */
@@ -45,6 +48,50 @@ static inline int rs_check_run(Suite* suite, const char* name) {
   if (run == 0)
     return 99;
   return failures + errors == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* Runs this program again, as a child, with RSMALLOC_RSEQ=0 (the locked
+ * fallback), so one make check covers both cache modes. Returns the
+ * child's exit status, 99 when it could not run or did not exit. */
+static inline int rs_rerun_without_rseq(char** argv) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0)
+    return 99;
+  if (pid == 0) {
+    setenv("RSMALLOC_RSEQ", "0", 1);
+    execv("/proc/self/exe", argv);
+    _exit(99);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR)
+      return 99;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+/* The name a suite reports under: "<name> (RSMALLOC_RSEQ=0)" in the rerun.
+ * Not reentrant (one static buffer). */
+static inline const char* rs_run_name(const char* name) {
+  static char buf[128];
+  if (getenv("RSMALLOC_RSEQ") == NULL)
+    return name;
+  snprintf(buf, sizeof buf, "%s (RSMALLOC_RSEQ=0)", name);
+  return buf;
+}
+
+/* Runs `suite`, then (unless RSMALLOC_RSEQ is set: this is the rerun, or
+ * the caller chose a mode) the program again without rseq. The first
+ * failure's status. */
+static inline int rs_check_run_both_modes(Suite* suite,
+                                          const char* name,
+                                          char** argv) {
+  int rc = rs_check_run(suite, rs_run_name(name));
+  if (getenv("RSMALLOC_RSEQ") != NULL)
+    return rc;
+  int again = rs_rerun_without_rseq(argv);
+  return rc != EXIT_SUCCESS ? rc : again;
 }
 
 #endif

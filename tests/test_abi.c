@@ -17,6 +17,7 @@
 
 #include "check_main.h"
 #include "rsmalloc.h"
+#include "stats_json.h"
 
 /* Not declared by glibc 2.36's headers, exported by rsmalloc. */
 void free_sized(void* ptr, size_t size);
@@ -1227,18 +1228,6 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* malloc_trim */
 
-/* A number from rsmalloc_stats_json(), e.g. "released_bytes". */
-static size_t stat_bytes(const char* name) {
-  static char buf[1 << 16];
-  char key[64];
-  size_t n = rsmalloc_stats_json(buf, sizeof buf);
-  EXPECT(n < sizeof buf, "rsmalloc_stats_json needs %zu bytes", n);
-  snprintf(key, sizeof key, "\"%s\": ", name);
-  const char* at = strstr(buf, key);
-  EXPECT(at != NULL, "no %s in %.200s", name, buf);
-  return (size_t)strtoull(at + strlen(key), NULL, 10);
-}
-
 /* True when rsmalloc backs its heap with huge pages (RSMALLOC_THP=always,
  * or auto and the system's THP setting is "always"): malloc_trim then
  * returns whole huge pages only. */
@@ -1300,7 +1289,7 @@ START_TEST(malloc_trim_result_and_live_data) {
   void* mid = malloc(opaque(1 * MiB));
   EXPECT_NONNULL(mid);
   memset(mid, 1, 1 * MiB);
-  size_t released = active ? stat_bytes("released_bytes") : 0;
+  size_t released = active ? rs_stat_bytes("released_bytes") : 0;
   free(big);
   free(mid);
   for (int i = 0; i < N; i += 2)
@@ -1309,12 +1298,12 @@ START_TEST(malloc_trim_result_and_live_data) {
   if (active) {
     EXPECT(rc == 1, "malloc_trim(0) = %d after freeing 41 MiB", rc);
     /* Every CPU cache drained, the freed 1 MiB returned to the OS. */
-    EXPECT_UINT_EQ(stat_bytes("cpu_cache_bytes"), 0);
+    EXPECT_UINT_EQ(rs_stat_bytes("cpu_cache_bytes"), 0);
     /* No free page of the heap stays resident, no freed mapping cached
      * (on huge pages, only whole huge pages go back). */
     if (!huge) {
-      EXPECT_UINT_GE(stat_bytes("released_bytes"), released + 1 * MiB);
-      EXPECT_UINT_EQ(stat_bytes("heap_free_bytes"), 0);
+      EXPECT_UINT_GE(rs_stat_bytes("released_bytes"), released + 1 * MiB);
+      EXPECT_UINT_EQ(rs_stat_bytes("heap_free_bytes"), 0);
     }
   }
   /* Nothing was freed since: nothing left to release. */

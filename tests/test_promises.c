@@ -21,6 +21,7 @@
 #include "check_main.h"
 #include "misuse.h"
 #include "rsmalloc.h"
+#include "stats_json.h"
 
 /* Report failures only: ck_assert*() in loops over many bytes is slow. */
 #define EXPECT(cond, ...)        \
@@ -239,18 +240,6 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* Statistics */
 
-/* A number from rsmalloc_stats_json(), e.g. "released_bytes". */
-static size_t stat_bytes(const char* name) {
-  static char buf[1 << 16];
-  char key[64];
-  size_t n = rsmalloc_stats_json(buf, sizeof buf);
-  EXPECT(n < sizeof buf, "rsmalloc_stats_json needs %zu bytes", n);
-  snprintf(key, sizeof key, "\"%s\": ", name);
-  const char* at = strstr(buf, key);
-  EXPECT(at != NULL, "no %s in %.200s", name, buf);
-  return (size_t)strtoull(at + strlen(key), NULL, 10);
-}
-
 /* Misuse deep inside mapped blocks and of small interior pointers
  * through realloc (once known bugs, fixed with issue 12). */
 static void free_deep_mapped_interior(int misuse) {
@@ -334,11 +323,11 @@ START_TEST(mallinfo2_falls_when_memory_is_freed) {
   EXPECT_CMP(freed.hblks, ==, no_big.hblks);
   if (!rs_active())
     return; /* glibc's fields mean other things */
-  size_t released = stat_bytes("released_bytes");
+  size_t released = rs_stat_bytes("released_bytes");
   malloc_trim(0);
   struct mallinfo2 trimmed = mallinfo2();
   /* What trim returned to the OS is no longer free and held. */
-  size_t newly = stat_bytes("released_bytes") - released;
+  size_t newly = rs_stat_bytes("released_bytes") - released;
   EXPECT_CMP(newly, >, 0);
   EXPECT_CMP(trimmed.fordblks + newly, <=, freed.fordblks);
   EXPECT_CMP(trimmed.fsmblks, ==, 0); /* every CPU cache drained */
@@ -406,7 +395,7 @@ static TCase* tcase(Suite* s, const char* name, int timeout) {
   return tc;
 }
 
-static int run_suite(void) {
+static Suite* make_suite(void) {
   Suite* s = suite_create("promises");
   TCase* tc = tcase(s, "calloc", 120);
   tcase_add_test(tc, calloc_after_trim_into_dirty_span);
@@ -424,41 +413,14 @@ static int run_suite(void) {
   tcase_add_test(tc, mallinfo2_falls_when_memory_is_freed);
   tcase_add_test(tc, mallopt_mmap_threshold);
   tcase_add_test(tc, cache_mode_follows_rsmalloc_rseq);
-  return rs_check_run(s, getenv("RSMALLOC_RSEQ") != NULL
-                             ? "test_promises (RSMALLOC_RSEQ=0)"
-                             : "test_promises");
-}
-
-/* Runs this program again with RSMALLOC_RSEQ=0; its exit status. */
-static int rerun_without_rseq(char** argv) {
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0)
-    return 99;
-  if (pid == 0) {
-    setenv("RSMALLOC_RSEQ", "0", 1);
-    execv("/proc/self/exe", argv);
-    _exit(99);
-  }
-  int status;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR)
-      return 99;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+  return s;
 }
 
 int main(int argc, char** argv) {
   (void)argc;
   const char* preload = getenv("LD_PRELOAD");
   slow = preload != NULL && strstr(preload, "vgpreload") != NULL;
-  int rc = run_suite();
-  /* Once more in the locked fallback, unless it ran already (valgrind has
-   * no rseq; RSMALLOC_RSEQ set: this is the rerun, or the caller chose). */
-  if (!slow && getenv("RSMALLOC_RSEQ") == NULL) {
-    int again = rerun_without_rseq(argv);
-    if (rc == EXIT_SUCCESS)
-      rc = again;
-  }
-  return rc;
+  if (slow) /* valgrind has no rseq: one run is both modes */
+    return rs_check_run(make_suite(), "test_promises");
+  return rs_check_run_both_modes(make_suite(), "test_promises", argv);
 }

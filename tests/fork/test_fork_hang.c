@@ -313,24 +313,7 @@ static Suite* fork_hang_suite(void) {
   return s;
 }
 
-/* Runs the suite here, then (unless this is that run) again in a copy of
- * this program with RSMALLOC_RSEQ=0. */
 int main(int argc, char** argv) {
   (void)argc;
-  int rc = rs_check_run(fork_hang_suite(), "test_fork_hang");
-  if (getenv("RS_FORK_HANG_SECOND") != NULL)
-    return rc;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid == 0) {
-    setenv("RS_FORK_HANG_SECOND", "1", 1);
-    setenv("RSMALLOC_RSEQ", "0", 1);
-    execv("/proc/self/exe", argv);
-    _exit(99);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-    return 99;
-  int rc2 = WEXITSTATUS(status);
-  return rc != 0 ? rc : rc2;
+  return rs_check_run_both_modes(fork_hang_suite(), "test_fork_hang", argv);
 }
