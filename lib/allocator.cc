@@ -21,6 +21,7 @@ namespace rs {
 
 rseq::CpuCache g_cpu_cache;
 uintptr_t g_free_mark;
+bool g_harden = false;
 
 namespace {
 
@@ -48,6 +49,51 @@ void perturb_free(void* p, size_t size) {
   int byte = __atomic_load_n(&g_perturb, __ATOMIC_RELAXED);
   if (byte != 0)
     memset(p, byte & 0xff, size);
+}
+
+// Strict mode (RSMALLOC_HARDEN=1). Small blocks end in an 8-byte canary
+// that malloc_usable_size does not count; a freed small block is filled
+// with kFreeFill (its second word keeps the free mark) and waits in the
+// quarantine (vg::g_quarantine, shared with valgrind's) before reuse, and
+// leaves it only if the fill is intact. The inline fast path is off, so
+// every call comes through here.
+
+/// Bytes at the end of a small block that hold its canary in strict mode.
+constexpr size_t kCanaryBytes = 8;
+
+/// What a freed block holds in strict mode.
+constexpr unsigned char kFreeFill = 0xdf;
+
+/// A small block's canary: its address mixed with the free mark.
+uintptr_t canary_of(const void* p) {
+  return (addr(p) * 0x9e3779b97f4a7c15u) ^ g_free_mark;
+}
+
+uintptr_t* canary_word(void* p, size_t cls) {
+  return ptr_at<uintptr_t>(addr(p) + class_size(cls) - kCanaryBytes);
+}
+
+/// The bytes of a block of class cls that are the program's (what
+/// malloc_usable_size says and misuse reports name).
+size_t block_bytes(size_t cls) {
+  return class_size(cls) - (RS_UNLIKELY(g_harden) ? kCanaryBytes : 0);
+}
+
+/// The request a small block must hold in strict mode: n and its canary.
+size_t strict_size(size_t n) {
+  return RS_UNLIKELY(g_harden) && n <= kMaxSmallSize - kCanaryBytes
+             ? n + kCanaryBytes
+             : n;
+}
+
+/// Strict mode: writes the canary of a new block p (small blocks only).
+void* with_canary(void* p) {
+  if (RS_UNLIKELY(g_harden) && p != nullptr) {
+    size_t cls = g_page_map.class_of(p);
+    if (cls != 0)
+      *canary_word(p, cls) = canary_of(p);
+  }
+  return p;
 }
 
 /// An object of class cls, from the cache or its slow path, its free mark
@@ -92,7 +138,9 @@ void* allocate_large(size_t n, size_t align, bool* zeroed) {
 void* raw_allocate(size_t n) {
   if (RS_UNLIKELY(g_disabled))
     return __libc_malloc(n);
-  if (n <= kMaxSmallSize)
+  if (RS_UNLIKELY(g_harden) && n <= kMaxSmallSize - kCanaryBytes)
+    return with_canary(allocate_class(size_class_of(n + kCanaryBytes)));
+  if (n <= kMaxSmallSize && !g_harden)
     return allocate_class(size_class_of(n));
   bool zeroed;
   return allocate_large(n, kPageSize, &zeroed);
@@ -104,11 +152,12 @@ void* raw_allocate_aligned(size_t align, size_t n) {
   if (align <= kPageSize && n <= kMaxSmallSize) {
     // Every object of a class whose size is a multiple of align is aligned:
     // spans start on a page boundary.
-    size_t cls = size_class_of(n > align ? n : align);
+    size_t need = strict_size(n);
+    size_t cls = size_class_of(need > align ? need : align);
     while (cls < kNumClasses && class_size(cls) % align != 0)
       cls++;
-    if (cls < kNumClasses)
-      return allocate_class(cls);
+    if (cls < kNumClasses && (need > n || !g_harden))
+      return with_canary(allocate_class(cls));
   }
   bool zeroed;
   return allocate_large(n, align > kPageSize ? align : kPageSize, &zeroed);
@@ -223,6 +272,8 @@ void* vg_reallocate(void* p, size_t n) {
 bool small_block_is_free(void* p, size_t cls, const char* what) {
   if (g_cpu_cache.holds(cls, p))
     return true;
+  if (RS_UNLIKELY(g_harden) && vg::g_quarantine.holds(p))
+    return true;
   BlockState state = g_central[cls].block_state(p);
   if (state == BlockState::kNotABlock)
     fatal_pointer(what, p);
@@ -244,7 +295,7 @@ void check_small_block(void* p, size_t cls, const char* what) {
   if (!freed && kFreeChecks && *mark_word(p) == g_free_mark)
     freed = small_block_is_free(p, cls, what);
   if (freed)
-    fatal_block(what, "freed block", p, class_size(cls));
+    fatal_block(what, "freed block", p, block_bytes(cls));
 }
 
 /// Frees our small object p of class cls (not under valgrind).
@@ -267,6 +318,47 @@ void free_large(Span* span, void* p) {
   large_free(span, p);  // checks that p starts a live large block
 }
 
+/// Strict mode: frees up to 32 of the oldest quarantined blocks (all when
+/// `all`, else those beyond its budget) after checking that their fill is
+/// intact; `what` names the call that finds a write after free. Returns
+/// how many.
+size_t strict_drain_quarantine(bool all, const char* what) {
+  void* out[32];
+  size_t n = vg::g_quarantine.take(out, 32, all);
+  for (size_t i = 0; i < n; i++) {
+    void* q = out[i];
+    size_t cls = g_page_map.class_of(q);
+    // Word by word; word 1 holds the free mark.
+    const uint64_t* w = static_cast<const uint64_t*>(q);
+    constexpr uint64_t kFillWord = 0x0101010101010101u * kFreeFill;
+    for (size_t k = 0; k < class_size(cls) / sizeof(uint64_t); k++) {
+      if (w[k] != kFillWord && k != 1)
+        fatal_block(what, "write after free to", q,
+                    class_size(cls) - kCanaryBytes);
+    }
+    free_small(q, cls);
+  }
+  return n;
+}
+
+/// Strict mode's free of a small block: the canary checked, the block
+/// filled, marked and quarantined; the oldest quarantined blocks leave.
+void strict_free(void* p, size_t cls, const char* what) {
+  size_t size = class_size(cls);
+  if (*canary_word(p, cls) != canary_of(p))
+    fatal_block(what, "overflow past the end of", p, size - kCanaryBytes);
+  memset(p, kFreeFill, size);
+  *mark_word(p) = g_free_mark;
+  while (!vg::g_quarantine.put(p, size, static_cast<uint8_t>(cls))) {
+    if (strict_drain_quarantine(false, what) == 0) {
+      free_small(p, cls);  // no room for its record: no quarantine for it
+      return;
+    }
+  }
+  while (strict_drain_quarantine(false, what) > 0) {
+  }
+}
+
 /// A small block the slow path has looked at: the mark check, then a
 /// free (never the inline path again, which would send it back here).
 void deallocate_small_checked(void* p, size_t cls, const char* what) {
@@ -274,16 +366,27 @@ void deallocate_small_checked(void* p, size_t cls, const char* what) {
     free_marked(p, cls, what);
     return;
   }
+  if (RS_UNLIKELY(g_harden)) {
+    strict_free(p, cls, what);
+    return;
+  }
   free_small(p, cls);
 }
 
 }  // namespace
 
+void set_harden(bool on) {
+  if (g_valgrind || g_disabled)
+    on = false;  // memcheck's checks, or glibc's, apply
+  g_harden = on;
+  g_cpu_cache.set_fast_path(!on && g_perturb == 0);
+}
+
 void set_perturb(int value) {
   if (g_valgrind || g_disabled)
     return;  // memcheck's checks, or glibc's own perturb, apply
   __atomic_store_n(&g_perturb, value, __ATOMIC_RELAXED);
-  g_cpu_cache.set_fast_path(value == 0);
+  g_cpu_cache.set_fast_path(value == 0 && !g_harden);
 }
 
 void* allocate_slow(size_t n) {
@@ -311,13 +414,13 @@ void deallocate_small_full(void* p, size_t cls) {
 
 void free_marked(void* p, size_t cls, const char* what) {
   if (small_block_is_free(p, cls, what))
-    fatal_block(what, "double free of", p, class_size(cls));
+    fatal_block(what, "double free of", p, block_bytes(cls));
   free_small(p, cls);  // in use: its second word held the mark by chance
 }
 
 void wrong_size(void* p, size_t n, const char* what) {
   size_t cls = g_page_map.class_of(p);
-  size_t usable = cls != 0 ? class_size(cls) : usable_size(p);
+  size_t usable = cls != 0 ? block_bytes(cls) : usable_size(p);
   char problem[64];
   Log text(problem, sizeof(problem));
   text.str("size ").dec(n).str(" given for");
@@ -348,7 +451,7 @@ void deallocate_slow(void* p, const char* what) {
     if (state == BlockState::kNotABlock)
       fatal_pointer(what, p);
     if (state == BlockState::kFree)
-      fatal_block(what, "double free of", p, class_size(cls));
+      fatal_block(what, "double free of", p, block_bytes(cls));
     deallocate_small_checked(p, cls, what);
     return;
   }
@@ -382,7 +485,7 @@ void* allocate_zeroed(size_t n) {
   void* p;
   if (n > kMaxSmallSize) {
     p = allocate_large(n, kPageSize, &zeroed);
-  } else if (n >= kCallocDirectBytes && !g_valgrind) {
+  } else if (n >= kCallocDirectBytes && !g_valgrind && !g_harden) {
     p = allocate_class_zeroed(size_class_of(n), &zeroed);
   } else {
     p = raw_allocate(n);
@@ -417,8 +520,11 @@ void* reallocate(void* p, size_t n) {
   if (cls != 0) {
     check_small_block(p, cls, "realloc");
     old_size = class_size(cls);
-    if (n <= old_size && n >= old_size / 2)
+    if (RS_UNLIKELY(g_harden)) {
+      old_size -= kCanaryBytes;  // strict: always a new block, checked free
+    } else if (n <= old_size && n >= old_size / 2) {
       return p;
+    }
   } else {
     span = large_span(p, "realloc");
     if (span == nullptr) {
@@ -436,6 +542,8 @@ void* reallocate(void* p, size_t n) {
   memcpy(q, p, n < old_size ? n : old_size);
   if (span != nullptr) {
     free_large(span, p);
+  } else if (RS_UNLIKELY(g_harden)) {
+    strict_free(p, cls, "realloc");
   } else {
     free_small(p, cls);
   }
@@ -457,6 +565,8 @@ size_t usable_size(const void* p) {
     check_small_block(const_cast<void*>(p), cls, "malloc_usable_size");
   }
   size_t usable = raw_usable_size(cls, span);
+  if (RS_UNLIKELY(g_harden) && cls != 0)
+    usable -= kCanaryBytes;  // strict mode: the canary is not the program's
   // Under valgrind: what memcheck considers addressable, the request.
   return RS_UNLIKELY(g_valgrind) ? vg::g_sizes.get(p, usable) : usable;
 }
@@ -484,6 +594,10 @@ int trim(size_t pad) {
     return glibc::trim(pad);
   if (RS_UNLIKELY(g_valgrind)) {
     while (vg_drain_quarantine(true) > 0) {
+    }
+  }
+  if (RS_UNLIKELY(g_harden)) {
+    while (strict_drain_quarantine(true, "malloc_trim") > 0) {
     }
   }
   size_t drained = g_cpu_cache.drain_all();

@@ -35,8 +35,29 @@ namespace {
 
 bool g_settings_read = false;  // the environment was readable at init
 
+uint64_t g_shuffle_state;  // strict mode's shuffle (racy updates are fine)
+
+/// Strict mode: the objects of a refill in random order, so a freed block
+/// is not the next one handed out and neighbours are not handed out in
+/// address order.
+void shuffle(void** out, int n) {
+  uint64_t s = __atomic_load_n(&g_shuffle_state, __ATOMIC_RELAXED) | 1;
+  for (int i = n - 1; i > 0; i--) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    int j = static_cast<int>(s % static_cast<uint64_t>(i + 1));
+    void* t = out[i];
+    out[i] = out[j];
+    out[j] = t;
+  }
+  __atomic_store_n(&g_shuffle_state, s, __ATOMIC_RELAXED);
+}
+
 int refill(size_t cls, void** out, int n) {
   int got = g_central[cls].remove_batch(out, n);
+  if (RS_UNLIKELY(g_harden) && got > 1)
+    shuffle(out, got);
   maybe_release_span_pages();
   return got;
 }
@@ -135,6 +156,7 @@ RS_SLOW_PATH void init() {
     set_free_list_secret(secrets[0]);
     // Odd: no block's second word holds it by chance of alignment.
     g_free_mark = secrets[1] | 1;
+    g_shuffle_state = secrets[0] ^ secrets[1];
     g_cpu_cache.set_word(g_free_mark);
     set_free_mark(g_free_mark);
     set_system_page_size(os::system_page_size());
@@ -145,6 +167,10 @@ RS_SLOW_PATH void init() {
     vg::g_annotate = g_valgrind;
     start_caches();
     apply_settings();
+    // Strict mode from the start or not at all: every small block needs
+    // its canary (the build's default applies when the environment cannot
+    // be read yet).
+    set_harden(g_config.harden);
     __atomic_store_n(&g_state, kInitReady, __ATOMIC_RELEASE);
   }
   // Outside the init lock: pthread_atfork may allocate.
@@ -166,6 +192,15 @@ __attribute__((constructor)) void late_init() {
     if (!g_config.disable && g_cpu_cache.mode() == rseq::Mode::kNone)
       start_caches();
     apply_settings();
+    if (g_config.harden && !g_harden) {
+      // Blocks are out without canaries: too late to turn it on.
+      Log log;
+      log.str(
+          "rsmalloc: RSMALLOC_HARDEN=1 was read after the first "
+          "allocations; strict mode stays off\n");
+      g_config.harden = false;
+    }
+    set_harden(g_harden && g_config.harden);
     if (g_config.verbose)
       print_config(g_mode);
   }

@@ -228,6 +228,7 @@ bool load_config() {
   read_setting("RSMALLOC_STATS", &g_config.stats, parse_stats, "0, 1 or json");
   read_setting("RSMALLOC_BACKGROUND", &g_config.background, parse_bool,
                "0 or 1");
+  read_setting("RSMALLOC_HARDEN", &g_config.harden, parse_bool, "0 or 1");
   // glibc's variable, read as glibc reads it: not in setuid programs, and
   // a bad value is ignored silently.
   if (const char* perturb = lookup("MALLOC_PERTURB_"))
@@ -250,6 +251,8 @@ void print_config(const char* cache_mode) {
   log.str(" RSMALLOC_BACKGROUND=").dec(g_config.background).chr('\n');
   if (g_config.perturb != 0)
     log.str("rsmalloc: MALLOC_PERTURB_=").dec(g_config.perturb).chr('\n');
+  if (g_config.harden)
+    log.str("rsmalloc: RSMALLOC_HARDEN=1 (strict mode)\n");
 }
 
 }  // namespace rs

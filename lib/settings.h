@@ -6,6 +6,7 @@
 #define RS_SETTINGS_H_
 
 #include "base.h"
+#include "config.h"
 
 namespace rs {
 
@@ -24,6 +25,7 @@ struct Config {
   StatsSetting stats = StatsSetting::kOff;  // RSMALLOC_STATS
   bool background = false;  // RSMALLOC_BACKGROUND: start a purger thread
   int perturb = 0;          // MALLOC_PERTURB_, glibc's: fill byte, 0 off
+  bool harden = RS_HARDEN_DEFAULT != 0;  // RSMALLOC_HARDEN: strict mode
 };
 
 extern Config g_config;

@@ -129,6 +129,15 @@ bool Quarantine::put(void* p, size_t bytes, uint8_t cls) {
   return true;
 }
 
+bool Quarantine::holds(const void* p) {
+  LockGuard guard(lock_);
+  for (size_t i = 0; i < count_; i++) {
+    if (ring_[(head_ + i) % kSlots].p == p)
+      return true;
+  }
+  return false;
+}
+
 size_t Quarantine::take(void** out, size_t max_out, bool all) {
   LockGuard guard(lock_);
   size_t n = 0;

@@ -123,6 +123,9 @@ class Quarantine {
   /// quarantine's budget, or every block when `all`. Returns how many.
   size_t take(void** out, size_t max_out, bool all);
 
+  /// Whether p is held (a scan of every entry: for suspected double frees).
+  bool holds(const void* p);
+
   /// Blocks of size class cls held (bytes of large blocks for 0); racy.
   size_t held(uint8_t cls) const {
     return __atomic_load_n(&held_[cls], __ATOMIC_RELAXED);

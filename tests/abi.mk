@@ -76,3 +76,11 @@ tests_test_hardening_CFLAGS = $(RS_ABI_TEST_CFLAGS)
 tests_test_hardening_LDFLAGS = -pthread
 tests_test_hardening_LDADD = $(RS_ABI_TEST_LIBS)
 TESTS += tests/test_hardening
+
+# Strict mode (RSMALLOC_HARDEN=1), run by tests/strict.sh.
+check_PROGRAMS += tests/test_strict
+tests_test_strict_SOURCES = tests/test_strict.c tests/misuse.h tests/check_main.h
+tests_test_strict_CFLAGS = $(RS_ABI_TEST_CFLAGS)
+tests_test_strict_LDADD = $(RS_ABI_TEST_LIBS)
+dist_check_SCRIPTS += tests/strict.sh
+TESTS += tests/strict.sh
