@@ -23,8 +23,14 @@ namespace rs::rseq {
 namespace {
 
 const volatile char* area(long area_offset) {
+#if defined(__x86_64__)
   char* tp;
   __asm__("movq %%fs:0, %0" : "=r"(tp));  // the thread pointer
+#else
+  // GCC knows every Debian target's thread pointer register (tpidr_el0,
+  // %gs-based on i386, r13 on ppc64, a0/a1 on s390x, tp on riscv64).
+  char* tp = static_cast<char*>(__builtin_thread_pointer());
+#endif
   return tp + area_offset;
 }
 
