@@ -37,13 +37,15 @@ const volatile char* area(long area_offset) {
 }  // namespace
 
 int32_t thread_cpu_id(long area_offset) {
-  return *reinterpret_cast<const volatile int32_t*>(area(area_offset) +
-                                                    kCpuIdOffset);
+  // The rseq area is 32-byte aligned: through void* for -Wcast-align.
+  return *static_cast<const volatile int32_t*>(
+      static_cast<const volatile void*>(area(area_offset) + kCpuIdOffset));
 }
 
 uint32_t thread_index(long area_offset, Index index) {
   long off = index == Index::kMmCid ? kMmCidOffset : kCpuIdOffset;
-  return *reinterpret_cast<const volatile uint32_t*>(area(area_offset) + off);
+  return *static_cast<const volatile uint32_t*>(
+      static_cast<const volatile void*>(area(area_offset) + off));
 }
 
 Support probe() {
