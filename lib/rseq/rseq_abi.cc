@@ -26,9 +26,12 @@ const volatile char* area(long area_offset) {
 #if defined(__x86_64__)
   char* tp;
   __asm__("movq %%fs:0, %0" : "=r"(tp));  // the thread pointer
+#elif defined(__powerpc64__)
+  char* tp;
+  __asm__("mr %0, 13" : "=r"(tp));  // r13, which GCC 12 has no builtin for
 #else
-  // GCC knows every Debian target's thread pointer register (tpidr_el0,
-  // %gs-based on i386, r13 on ppc64, a0/a1 on s390x, tp on riscv64).
+  // GCC knows the other targets' thread pointer (tpidr_el0 on arm64,
+  // %gs-based on i386, TPIDRURO on armhf, a0/a1 on s390x, tp on riscv64).
   char* tp = static_cast<char*>(__builtin_thread_pointer());
 #endif
   return tp + area_offset;
