@@ -22,7 +22,10 @@ inline constexpr size_t kPageSize = size_t{1} << kPageShift;
 inline constexpr size_t kMinAlign = 16;  // every object is 16-byte aligned
 inline constexpr size_t kMaxSmallSize = 256 * 1024;  // above: large path
 inline constexpr size_t kHugePageSize = 2 * 1024 * 1024;
-inline constexpr size_t kAddressBits = 48;
+// User address space the page map covers: 48 bits on 64-bit targets (what
+// x86-64, arm64, ppc64el, riscv64 sv48 hand out without a hint), all of
+// it on 32-bit ones.
+inline constexpr size_t kAddressBits = sizeof(void*) == 8 ? 48 : 32;
 
 /// Writes "rsmalloc: <msg>" with the source location and aborts the process.
 [[noreturn]] RS_SLOW_PATH void fatal(const char* file,

@@ -54,6 +54,21 @@ void shuffle(void** out, int n) {
   __atomic_store_n(&g_shuffle_state, s, __ATOMIC_RELAXED);
 }
 
+// rsmalloc unmaps and releases memory in its own 8 KiB pages; on a kernel
+// with larger pages (64 KiB on some arm64 and ppc64el kernels) munmap and
+// madvise(MADV_DONTNEED) would round such a range up over the neighbouring
+// spans and destroy live objects. Such a process runs on glibc's malloc,
+// as with RSMALLOC_DISABLE=1, whatever the environment says.
+bool g_page_too_big = false;
+
+/// load_config(), then the disable that large system pages force.
+bool read_settings() {
+  bool read = load_config();
+  if (g_page_too_big)
+    g_config.disable = true;
+  return read;
+}
+
 int refill(size_t cls, void** out, int n) {
   int got = g_central[cls].remove_batch(out, n);
   if (RS_UNLIKELY(g_harden) && got > 1)
@@ -82,7 +97,10 @@ void make_secrets(uintptr_t out[2]) {
 
 void apply_settings() {
   g_disabled = g_config.disable;
-  g_mode = g_disabled ? "disabled" : g_cpu_cache.describe();
+  if (g_page_too_big)
+    g_mode = "disabled: system pages larger than 8 KiB";
+  else
+    g_mode = g_disabled ? "disabled" : g_cpu_cache.describe();
   if (g_config.perturb != 0)
     set_perturb(g_config.perturb);
   publish_introspection();
@@ -160,9 +178,12 @@ RS_SLOW_PATH void init() {
     g_cpu_cache.set_word(g_free_mark);
     set_free_mark(g_free_mark);
     set_system_page_size(os::system_page_size());
+    g_page_too_big = os::system_page_size() > kPageSize;
+    if (g_page_too_big)
+      g_config.disable = true;
     for (size_t c = 1; c < kNumClasses; c++)
       g_central[c].init(static_cast<uint8_t>(c));
-    g_settings_read = load_config();
+    g_settings_read = read_settings();
     g_valgrind = vg::detect();
     vg::g_annotate = g_valgrind;
     start_caches();
@@ -186,7 +207,7 @@ namespace {
 __attribute__((constructor)) void late_init() {
   ensure_init();
   if (!g_settings_read) {
-    g_settings_read = load_config();
+    g_settings_read = read_settings();
     if (!g_settings_read)
       return;
     if (!g_config.disable && g_cpu_cache.mode() == rseq::Mode::kNone)

@@ -23,7 +23,8 @@ Span* SpanArena::allocate() {
     bump_ = chunk;
     limit_ = chunk + kChunkBytes;
   }
-  Span* span = reinterpret_cast<Span*>(bump_);
+  // bump_ stays a multiple of sizeof(Span) from a page-aligned chunk.
+  Span* span = static_cast<Span*>(static_cast<void*>(bump_));
   bump_ += sizeof(Span);
   return span;  // fresh mapping: already zero
 }

@@ -65,9 +65,20 @@ long L(const void* p) {
 }  // namespace
 
 void* map(size_t size) {
+#if defined(__x86_64__)
   long ret = sys(SYS_mmap, 0, static_cast<long>(size), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return failed(ret) ? nullptr : ptr_at<void>(static_cast<uintptr_t>(ret));
+#else
+  // Not SYS_mmap: on i386 and s390x it is old_mmap, which takes a pointer
+  // to its arguments, and 32-bit ARM has only mmap2. glibc's mmap picks
+  // the right call and does not allocate; errno is kept as sys() keeps it.
+  int saved = errno;
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? nullptr : p;
+#endif
 }
 
 void* map_aligned(size_t size, size_t align) {

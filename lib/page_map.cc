@@ -33,7 +33,8 @@ void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
   // the page's objects (set_fast_free). The check goes off before the
   // class changes and comes on after: a reader that sees it sees a class.
   uint64_t start_mul =
-      cls != 0 ? span->start() * (UINT64_MAX / class_size(cls) + 1) : 0;
+      cls != 0 ? uint64_t{span->start()} * (UINT64_MAX / class_size(cls) + 1)
+               : 0;
   while (n > 0) {
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Core layer: the radix page map from page number to span and size class.
-// Two levels over 48-bit addresses; the root is static, leaves are mapped
-// on demand and never freed. Lookups take no lock.
+// Two levels over 48-bit addresses (32-bit on 32-bit targets); the root is
+// static, leaves are mapped on demand and never freed. Lookups take no lock.
 #ifndef RS_PAGE_MAP_H_
 #define RS_PAGE_MAP_H_
 
@@ -13,13 +13,15 @@ namespace rs {
 /// Answers "is this ours, which class, which span" for any address.
 class PageMap {
  public:
-  static constexpr size_t kPageBits = kAddressBits - kPageShift;  // 35
-  static constexpr size_t kLeafBits = 18;
-  static constexpr size_t kRootBits = kPageBits - kLeafBits;  // 17
+  static constexpr size_t kPageBits = kAddressBits - kPageShift;  // 35 (19)
+  // 32-bit: small leaves (21 KiB for 8 MiB of address space), 512 of them.
+  static constexpr size_t kLeafBits = sizeof(void*) == 8 ? 18 : 10;
+  static constexpr size_t kRootBits = kPageBits - kLeafBits;  // 17 (9)
   static constexpr size_t kLeafLength = size_t{1} << kLeafBits;
   static constexpr size_t kRootLength = size_t{1} << kRootBits;
 
-  /// One leaf covers kLeafLength pages (2 GiB of address space).
+  /// One leaf covers kLeafLength pages (2 GiB of address space; 8 MiB on
+  /// 32-bit targets).
   struct Leaf {
     Span* span[kLeafLength];          // the span holding each page, or nullptr
     uint8_t size_class[kLeafLength];  // its class for small spans, else 0
@@ -33,7 +35,9 @@ class PageMap {
   /// a free page, memory that is not ours, nullptr. With m = ceil(2^64 /
   /// size), an offset x < 2^32 is a multiple of size exactly when
   /// x * m mod 2^64 < m (Lemire, Kaser and Kurz, 2019), and (p - start) * m
-  /// is p * m - start * m. Pages of other spans have m = 0, which never
+  /// is p * m - start * m, all in uint64_t arithmetic: with a 32-bit
+  /// uintptr_t, p and start are widened before the multiplications, so the
+  /// identity holds the same way. Pages of other spans have m = 0, which never
   /// passes; set_range keeps "m != 0 implies a class" for readers (x86
   /// keeps loads in order).
   RS_FAST_PATH bool object_at(const void* p, size_t* cls) const {
@@ -45,7 +49,7 @@ class PageMap {
       return false;
     size_t i = (addr(p) >> kPageShift) & (kLeafLength - 1);
     uint64_t mul = leaf->check_mul[i];
-    if (RS_UNLIKELY(addr(p) * mul - leaf->start_mul[i] >= mul))
+    if (RS_UNLIKELY(uint64_t{addr(p)} * mul - leaf->start_mul[i] >= mul))
       return false;
     *cls = leaf->size_class[i];
     return true;

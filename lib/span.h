@@ -44,7 +44,9 @@ struct Span {
   uintptr_t end() const { return start() + bytes(); }
 };
 
-static_assert(sizeof(Span) == 96, "span descriptors grew");
+// 96 bytes with 64-bit pointers, 64 with 32-bit ones (i386 and armhf).
+static_assert(sizeof(Span) == (sizeof(void*) == 8 ? 96 : 64),
+              "span descriptors grew");
 
 }  // namespace rs
 

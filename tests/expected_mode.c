@@ -36,8 +36,8 @@ static int env_is(const char* name, const char* value) {
   return v != NULL && strcmp(v, value) == 0;
 }
 
-/* 1 when GLIBC_TUNABLES sets glibc.pthread.rseq=0. */
-static int rseq_tunable_off(void) {
+/* 1 when GLIBC_TUNABLES sets glibc.pthread.rseq=0 (asked on x86-64 only). */
+__attribute__((unused)) static int rseq_tunable_off(void) {
   const char* t = getenv("GLIBC_TUNABLES");
   if (t == NULL)
     return 0;

@@ -59,6 +59,8 @@ void* __libc_memalign(size_t alignment, size_t size);
 #define MiB (1024 * KiB)
 #define GiB (1024 * MiB)
 #define PTRDIFF_MAX_SZ ((size_t)PTRDIFF_MAX)
+/* (size_t)1 << HALF_BITS squared overflows size_t. */
+#define HALF_BITS (sizeof(size_t) * 4)
 
 /* Hides a constant from the compiler so calls are neither folded nor
  * diagnosed as "exceeds maximum object size". */
@@ -189,9 +191,11 @@ static const size_t kSizes[] = {
 
 /* Sizes no allocation can satisfy: each must give NULL and ENOMEM. */
 static const size_t kImpossible[] = {
-    SIZE_MAX,           SIZE_MAX - 1,       SIZE_MAX - 4096,
-    SIZE_MAX / 2 + 1,   PTRDIFF_MAX_SZ + 1, PTRDIFF_MAX_SZ,
-    PTRDIFF_MAX_SZ - 1, (size_t)1 << 62,    SIZE_MAX - 16 * MiB};
+    SIZE_MAX,           SIZE_MAX - 1,
+    SIZE_MAX - 4096,    SIZE_MAX / 2 + 1,
+    PTRDIFF_MAX_SZ + 1, PTRDIFF_MAX_SZ,
+    PTRDIFF_MAX_SZ - 1, (size_t)1 << (sizeof(size_t) == 8 ? 62 : 31),
+    SIZE_MAX - 16 * MiB};
 #define NIMPOSSIBLE (sizeof kImpossible / sizeof kImpossible[0])
 
 /* ------------------------------------------------------------------ */
@@ -439,14 +443,14 @@ START_TEST(calloc_overflow_enomem) {
   static const size_t pairs[][2] = {
       {SIZE_MAX / 2 + 1, 2}, /* product wraps to 0 */
       {2, SIZE_MAX / 2 + 1},
-      {(size_t)1 << 32, (size_t)1 << 32},
+      {(size_t)1 << HALF_BITS, (size_t)1 << HALF_BITS},
       {SIZE_MAX, SIZE_MAX},
       {SIZE_MAX, 2},
       {3, SIZE_MAX / 3 + 1},
       {1, PTRDIFF_MAX_SZ + 1},
       {PTRDIFF_MAX_SZ / 2 + 1, 2}, /* no overflow, > PTRDIFF_MAX */
       {1, SIZE_MAX},
-      {16, (size_t)1 << 60},
+      {16, (size_t)1 << (sizeof(size_t) == 8 ? 60 : 28)},
   };
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
     errno = 0;
@@ -702,7 +706,7 @@ START_TEST(reallocarray_overflow_keeps_block) {
   ck_assert_ptr_nonnull(p);
   fill(p, 1000, 4);
   static const size_t pairs[][2] = {
-      {SIZE_MAX / 2 + 1, 2}, {(size_t)1 << 32, (size_t)1 << 32},
+      {SIZE_MAX / 2 + 1, 2}, {(size_t)1 << HALF_BITS, (size_t)1 << HALF_BITS},
       {SIZE_MAX, SIZE_MAX},  {PTRDIFF_MAX_SZ / 2 + 1, 2},
       {1, SIZE_MAX},
   };
@@ -1559,6 +1563,7 @@ START_TEST(ext_cache_mode) {
     else if (getauxval(27) >= 28)
       want = "rseq/mm_cid";
 #else
+    (void)&__rseq_size; /* used on x86-64 only */
     why = "not x86-64";
 #endif
     if (why[0] != '\0')

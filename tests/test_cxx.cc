@@ -88,7 +88,7 @@ const std::size_t kImpossible[] = {
     std::numeric_limits<std::size_t>::max() - 4096,
     static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) + 1,
     static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()),
-    std::size_t{1} << 62,
+    std::size_t{1} << (sizeof(std::size_t) == 8 ? 62 : 31),
 };
 
 struct alignas(64) Line {

@@ -32,8 +32,14 @@
 /* rsmalloc exports these; glibc 2.36's headers do not declare them. */
 void free_sized(void* p, size_t size);
 void cfree(void* p);
-void _ZdlPvm(void* p, size_t size); /* operator delete(void*, size_t) */
-void _ZdaPv(void* p);               /* operator delete[](void*) */
+/* operator delete(void*, size_t): size_t mangles as m, or j when 32-bit. */
+#if SIZE_MAX > 0xffffffffu
+#  define RS_SIZED_DELETE "_ZdlPvm"
+#else
+#  define RS_SIZED_DELETE "_ZdlPvj"
+#endif
+void sized_delete(void* p, size_t size) __asm__(RS_SIZED_DELETE);
+void _ZdaPv(void* p); /* operator delete[](void*) */
 
 static volatile size_t g_opaque_one = 1;
 
@@ -223,7 +229,7 @@ static void double_delete(int misuse) {
   announce(p);
   _ZdaPv(p);
   if (misuse)
-    _ZdlPvm(p, 32);
+    sized_delete(p, 32);
 }
 
 static void double_free_sized(int misuse) {
@@ -350,7 +356,7 @@ static void wrong_size_free(int misuse) {
 static void wrong_size_delete(int misuse) {
   void* p = malloc(opaque(100));
   announce(p);
-  _ZdlPvm(p, misuse ? 5000 : 100);
+  sized_delete(p, misuse ? 5000 : 100);
 }
 
 static void wrong_size_large(int misuse) {

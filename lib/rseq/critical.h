@@ -20,6 +20,15 @@
 
 #include "base.h"
 
+#ifdef RS_RSEQ_INJECT
+// Defined in cpu_cache.cc on every architecture, so the tests that set
+// them build everywhere; only architectures with sections use them.
+extern "C" {
+extern volatile uint32_t rs_rseq_inject_spins[8];
+extern volatile uint64_t rs_rseq_aborts;
+}
+#endif
+
 #if defined(__x86_64__)
 
 namespace rs::rseq {
@@ -39,10 +48,6 @@ struct Where {
 // signals land there and the abort handlers really run; each abort bumps
 // rs_rseq_aborts. Normal builds emit nothing.
 #  ifdef RS_RSEQ_INJECT
-extern "C" {
-extern volatile uint32_t rs_rseq_inject_spins[8];
-extern volatile uint64_t rs_rseq_aborts;
-}
 #    define RS_RSEQ_INJECT_POINT(n)     \
       "movl rs_rseq_inject_spins+4*" #n \
       "(%%rip), %%r11d\n"               \

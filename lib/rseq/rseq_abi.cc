@@ -23,21 +23,32 @@ namespace rs::rseq {
 namespace {
 
 const volatile char* area(long area_offset) {
+#if defined(__x86_64__)
   char* tp;
   __asm__("movq %%fs:0, %0" : "=r"(tp));  // the thread pointer
+#elif defined(__powerpc64__)
+  char* tp;
+  __asm__("mr %0, 13" : "=r"(tp));  // r13, which GCC 12 has no builtin for
+#else
+  // GCC knows the other targets' thread pointer (tpidr_el0 on arm64,
+  // %gs-based on i386, TPIDRURO on armhf, a0/a1 on s390x, tp on riscv64).
+  char* tp = static_cast<char*>(__builtin_thread_pointer());
+#endif
   return tp + area_offset;
 }
 
 }  // namespace
 
 int32_t thread_cpu_id(long area_offset) {
-  return *reinterpret_cast<const volatile int32_t*>(area(area_offset) +
-                                                    kCpuIdOffset);
+  // The rseq area is 32-byte aligned: through void* for -Wcast-align.
+  return *static_cast<const volatile int32_t*>(
+      static_cast<const volatile void*>(area(area_offset) + kCpuIdOffset));
 }
 
 uint32_t thread_index(long area_offset, Index index) {
   long off = index == Index::kMmCid ? kMmCidOffset : kCpuIdOffset;
-  return *reinterpret_cast<const volatile uint32_t*>(area(area_offset) + off);
+  return *static_cast<const volatile uint32_t*>(
+      static_cast<const volatile void*>(area(area_offset) + off));
 }
 
 Support probe() {

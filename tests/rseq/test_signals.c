@@ -26,6 +26,31 @@
 #include "../check_main.h"
 #include "alloc_util.h"
 
+/* Where the signal interrupted the thread, for each architecture's
+ * mcontext_t; 0 where it is not known (then no interruption is counted as
+ * inside a section or the program). */
+static uintptr_t interrupted_ip(void* ctx) {
+  const mcontext_t* mc = &((ucontext_t*)ctx)->uc_mcontext;
+#if defined(__x86_64__)
+  return (uintptr_t)mc->gregs[REG_RIP];
+#elif defined(__i386__)
+  return (uintptr_t)mc->gregs[REG_EIP];
+#elif defined(__aarch64__)
+  return (uintptr_t)mc->pc;
+#elif defined(__arm__)
+  return (uintptr_t)mc->arm_pc;
+#elif defined(__powerpc64__)
+  return (uintptr_t)mc->gp_regs[32]; /* PT_NIP */
+#elif defined(__s390x__)
+  return (uintptr_t)mc->psw.addr;
+#elif defined(__riscv)
+  return (uintptr_t)mc->__gregs[0]; /* REG_PC */
+#else
+  (void)mc;
+  return 0;
+#endif
+}
+
 #ifndef sigev_notify_thread_id
 #  define sigev_notify_thread_id _sigev_un._tid
 #endif
@@ -135,7 +160,7 @@ static void on_signal(int sig, siginfo_t* si, void* ctx) {
   (void)si;
   int saved = errno;
   uint64_t k = __atomic_add_fetch(&g_signals, 1, __ATOMIC_RELAXED);
-  uintptr_t ip = (uintptr_t)((ucontext_t*)ctx)->uc_mcontext.gregs[REG_RIP];
+  uintptr_t ip = interrupted_ip(ctx);
   int in_section = in_range(&g_abort_section, ip);
   if (in_section)
     __atomic_add_fetch(&g_in_section, 1, __ATOMIC_RELAXED);

@@ -284,7 +284,8 @@ END_TEST
 namespace {
 
 // Values a use-after-free write might leave in a freed object's first word.
-const uintptr_t kGarbage[] = {0x4141414141414141u, 0, ~uintptr_t{0}, 1, 16};
+const uintptr_t kGarbage[] = {static_cast<uintptr_t>(0x4141414141414141u), 0,
+                              ~uintptr_t{0}, 1, 16};
 
 }  // namespace
 

@@ -274,9 +274,11 @@ START_TEST(impossible_sizes_return_null) {
       rs::large_allocate(SIZE_MAX - kPageSize, kPageSize, &zeroed));
   ck_assert_ptr_null(
       rs::large_allocate((SIZE_MAX >> 1) - kPageSize + 1, kPageSize, &zeroed));
-  ck_assert_ptr_null(rs::large_allocate(size_t{1} << 50, kPageSize, &zeroed));
+  ck_assert_ptr_null(rs::large_allocate(
+      size_t{1} << (sizeof(size_t) == 8 ? 50 : 31), kPageSize, &zeroed));
   rs::g_map_threshold = SIZE_MAX;  // the same through the heap
-  ck_assert_ptr_null(rs::large_allocate(size_t{1} << 50, kPageSize, &zeroed));
+  ck_assert_ptr_null(rs::large_allocate(
+      size_t{1} << (sizeof(size_t) == 8 ? 50 : 31), kPageSize, &zeroed));
   rs::g_map_threshold = kDefaultThreshold;
   ck_assert_uint_eq(g_page_heap.stats().mapped_large_count, 0);
   void* p = must_allocate(kMiB, kPageSize, &zeroed);  // still works
