@@ -79,11 +79,11 @@ size_t block_bytes(size_t cls) {
   return class_size(cls) - (RS_UNLIKELY(g_harden) ? kCanaryBytes : 0);
 }
 
-/// The request a small block must hold in strict mode: n and its canary.
-size_t strict_size(size_t n) {
-  return RS_UNLIKELY(g_harden) && n <= kMaxSmallSize - kCanaryBytes
-             ? n + kCanaryBytes
-             : n;
+/// Whether a request of n bytes is served from a size class, and the
+/// bytes it takes there: n, and in strict mode its canary too.
+bool small_request(size_t n, size_t* need) {
+  *need = RS_UNLIKELY(g_harden) ? n + kCanaryBytes : n;
+  return *need <= kMaxSmallSize && *need >= n;
 }
 
 /// Strict mode: writes the canary of a new block p (small blocks only).
@@ -138,10 +138,9 @@ void* allocate_large(size_t n, size_t align, bool* zeroed) {
 void* raw_allocate(size_t n) {
   if (RS_UNLIKELY(g_disabled))
     return __libc_malloc(n);
-  if (RS_UNLIKELY(g_harden) && n <= kMaxSmallSize - kCanaryBytes)
-    return with_canary(allocate_class(size_class_of(n + kCanaryBytes)));
-  if (n <= kMaxSmallSize && !g_harden)
-    return allocate_class(size_class_of(n));
+  size_t need;
+  if (small_request(n, &need))
+    return with_canary(allocate_class(size_class_of(need)));
   bool zeroed;
   return allocate_large(n, kPageSize, &zeroed);
 }
@@ -149,14 +148,14 @@ void* raw_allocate(size_t n) {
 void* raw_allocate_aligned(size_t align, size_t n) {
   if (g_disabled)
     return __libc_memalign(align, n);
-  if (align <= kPageSize && n <= kMaxSmallSize) {
+  size_t need;
+  if (align <= kPageSize && small_request(n, &need)) {
     // Every object of a class whose size is a multiple of align is aligned:
     // spans start on a page boundary.
-    size_t need = strict_size(n);
     size_t cls = size_class_of(need > align ? need : align);
     while (cls < kNumClasses && class_size(cls) % align != 0)
       cls++;
-    if (cls < kNumClasses && (need > n || !g_harden))
+    if (cls < kNumClasses)
       return with_canary(allocate_class(cls));
   }
   bool zeroed;
@@ -409,7 +408,9 @@ void deallocate_small_slow(void* p, size_t cls, const char* what) {
 }
 
 void deallocate_small_full(void* p, size_t cls) {
-  free_small(p, cls);
+  // The mark is written and M_PERTURB is off (the fast path was on): only
+  // the section's miss is left to handle.
+  g_cpu_cache.push_slow(cls, p);
 }
 
 void free_marked(void* p, size_t cls, const char* what) {
