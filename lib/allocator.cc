@@ -10,6 +10,7 @@
 
 #include "central_list.h"
 #include "glibc.h"
+#include "guarded.h"
 #include "init.h"
 #include "large.h"
 #include "log.h"
@@ -126,10 +127,18 @@ void* allocate_class_zeroed(size_t cls, bool* zeroed) {
   return p != nullptr ? p : fail_enomem();
 }
 
+/// A large block of n bytes aligned to align; in strict mode with guard
+/// pages (always fresh, zeroed memory).
 void* allocate_large(size_t n, size_t align, bool* zeroed) {
   if (n > PTRDIFF_MAX)
     return fail_enomem();
-  void* p = large_allocate(n, align, zeroed);
+  void* p;
+  if (RS_UNLIKELY(g_harden)) {
+    p = guarded_allocate(n, align);
+    *zeroed = true;
+  } else {
+    p = large_allocate(n, align > kPageSize ? align : kPageSize, zeroed);
+  }
   maybe_release_span_pages();
   return p != nullptr ? p : fail_enomem();
 }
@@ -142,7 +151,7 @@ void* raw_allocate(size_t n) {
   if (small_request(n, &need))
     return with_canary(allocate_class(size_class_of(need)));
   bool zeroed;
-  return allocate_large(n, kPageSize, &zeroed);
+  return allocate_large(n, kMinAlign, &zeroed);
 }
 
 void* raw_allocate_aligned(size_t align, size_t n) {
@@ -159,7 +168,15 @@ void* raw_allocate_aligned(size_t align, size_t n) {
       return with_canary(allocate_class(cls));
   }
   bool zeroed;
-  return allocate_large(n, align > kPageSize ? align : kPageSize, &zeroed);
+  return allocate_large(n, align, &zeroed);
+}
+
+/// For a pointer the page map does not know, before it goes to glibc:
+/// aborts naming `what` when p lies in a freed large block rsmalloc still
+/// holds (cached for reuse, or strict mode's held-back guarded blocks).
+void check_not_held(const void* p, const char* what) {
+  check_not_cached(p, what);
+  guarded_check_freed(p, what);
 }
 
 /// The span of a large allocation starting at p; aborts naming `what` when
@@ -169,7 +186,7 @@ Span* large_span(const void* p, const char* what) {
   if (span == nullptr)
     return nullptr;
   if ((span->state != SpanState::kLarge && span->state != SpanState::kMapped) ||
-      span->start() != addr(p)) {
+      large_block_start(span) != addr(p)) {
     fatal_pointer(what, p);
   }
   return span;
@@ -378,6 +395,7 @@ void set_harden(bool on) {
   if (g_valgrind || g_disabled)
     on = false;  // memcheck's checks, or glibc's, apply
   g_harden = on;
+  set_fast_free_checks(!on);  // strict: sized frees reach deallocate_slow
   g_cpu_cache.set_fast_path(!on && g_perturb == 0);
 }
 
@@ -435,7 +453,7 @@ void deallocate_slow(void* p, const char* what) {
   Span* span = g_page_map.span_of(p);
   if (span == nullptr) {
     if (RS_LIKELY(!g_valgrind))  // memcheck reports it: its free is glibc's
-      check_not_cached(p, what);
+      check_not_held(p, what);
     __libc_free(p);  // not ours: glibc's, from before rsmalloc was loaded
     return;
   }
@@ -465,10 +483,11 @@ void deallocate_sized_slow(void* p, size_t n, const char* what) {
   Span* span = kFreeChecks ? g_page_map.span_of(p) : nullptr;
   if (span != nullptr && !g_valgrind) {
     // A small block whose page sends frees here (not carved that far, or
-    // next to pages returned to the OS), or a large block.
+    // next to pages returned to the OS; any page in strict mode), or a
+    // large block.
     size_t usable = SIZE_MAX;  // deallocate_slow judges the pointer
     if (span->state == SpanState::kSmall) {
-      usable = class_size(g_page_map.class_of(p));
+      usable = block_bytes(g_page_map.class_of(p));
     } else if (large_span(p, what) != nullptr) {
       usable = large_usable_size(span);
     }
@@ -485,7 +504,7 @@ void* allocate_zeroed(size_t n) {
   bool zeroed = false;
   void* p;
   if (n > kMaxSmallSize) {
-    p = allocate_large(n, kPageSize, &zeroed);
+    p = allocate_large(n, kMinAlign, &zeroed);
   } else if (n >= kCallocDirectBytes && !g_valgrind && !g_harden) {
     p = allocate_class_zeroed(size_class_of(n), &zeroed);
   } else {
@@ -529,7 +548,7 @@ void* reallocate(void* p, size_t n) {
   } else {
     span = large_span(p, "realloc");
     if (span == nullptr) {
-      check_not_cached(p, "realloc");
+      check_not_held(p, "realloc");
       return __libc_realloc(p, n);
     }
     void* q = large_resize_in_place(span, p, n);
@@ -559,7 +578,7 @@ size_t usable_size(const void* p) {
       return 0;
     span = large_span(p, "malloc_usable_size");
     if (span == nullptr) {
-      check_not_cached(p, "malloc_usable_size");
+      check_not_held(p, "malloc_usable_size");
       return glibc::usable_size(const_cast<void*>(p));
     }
   } else if (RS_LIKELY(!g_valgrind)) {
@@ -586,7 +605,7 @@ bool owns(const void* p) {
            class_divide(cls, off) < class_info(cls).objects;
   }
   return (state == SpanState::kLarge || state == SpanState::kMapped) &&
-         span->start() == addr(p);
+         large_block_start(span) == addr(p);
 }
 
 int trim(size_t pad) {

@@ -16,6 +16,7 @@ namespace {
 uintptr_t g_secret;
 uintptr_t g_mark;         // the facade's free mark, for reclaimed objects
 size_t g_sys_page_shift;  // 0: no releases inside spans in use
+bool g_fast_free_off;     // strict mode: no page gets free's fast check
 bool g_release_refused;   // madvise failed (locked memory): stop asking
 
 /// A free object's link as stored in its first word.
@@ -35,6 +36,10 @@ void set_free_list_secret(uintptr_t secret) {
 
 void set_free_mark(uintptr_t mark) {
   g_mark = mark;
+}
+
+void set_fast_free_checks(bool on) {
+  g_fast_free_off = !on;
 }
 
 void set_system_page_size(size_t bytes) {
@@ -367,8 +372,8 @@ void CentralList::carved(Span* span, uintptr_t old_bump) {
 }
 
 void CentralList::update_fast_free(const Span* span) {
-  g_page_map.set_fast_free(span, fast_free_pages(span, span->bump),
-                           span->released_mask, release_shift(span));
+  size_t on = g_fast_free_off ? 0 : fast_free_pages(span, span->bump);
+  g_page_map.set_fast_free(span, on, span->released_mask, release_shift(span));
 }
 
 Span* CentralList::new_span() {

@@ -122,6 +122,12 @@ void set_free_mark(uintptr_t mark);
 /// other value (or 0) turns those releases off. Called once at init.
 void set_system_page_size(size_t bytes);
 
+/// Turns free's fast check (page_map.h, object_at) on or off for pages
+/// carved from now on; off, every free comes to the slow path, sized ones
+/// with their size (strict mode: the block's canary is not the program's).
+/// Called at init, before any span is carved.
+void set_fast_free_checks(bool on);
+
 }  // namespace rs
 
 #endif  // RS_CENTRAL_LIST_H_

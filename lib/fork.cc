@@ -21,6 +21,7 @@
 
 #include "allocator.h"
 #include "central_list.h"
+#include "guarded.h"
 #include "init.h"
 #include "large.h"
 #include "page_heap.h"
@@ -65,6 +66,7 @@ void fork_prepare() {
     g_central[c].lock().lock();
   g_page_heap.lock().lock();
   large_cache_lock().lock();  // leaves: taken last
+  guarded_lock().lock();
   vg::g_sizes.lock().lock();
   vg::g_quarantine.lock().lock();
   g_fork_locked = true;
@@ -76,6 +78,7 @@ void fork_parent() {
   g_fork_locked = false;
   vg::g_quarantine.lock().unlock();
   vg::g_sizes.lock().unlock();
+  guarded_lock().unlock();
   large_cache_lock().unlock();
   g_page_heap.lock().unlock();
   for (size_t c = kNumClasses - 1; c >= 1; c--)
@@ -94,6 +97,7 @@ void fork_child() {
   g_fork_locked = false;
   vg::g_quarantine.lock().reset();
   vg::g_sizes.lock().reset();
+  guarded_lock().reset();
   large_cache_lock().reset();
   g_page_heap.lock().reset();
   for (size_t c = 1; c < kNumClasses; c++)

@@ -2,6 +2,7 @@
 // Core layer: large allocations from the page heap or their own mappings.
 #include "large.h"
 
+#include "guarded.h"
 #include "lock.h"
 #include "os.h"
 #include "page_heap.h"
@@ -197,6 +198,8 @@ void* large_allocate(size_t n, size_t align, bool* zeroed) {
 }
 
 void large_free(Span* span, void* p) {
+  if (is_guarded(span))
+    return guarded_free(span, p);  // strict mode
   if (span->state == SpanState::kMapped) {
     size_t bytes = span->mapped_bytes;
     if (!g_page_heap.forget_mapping(span, p))
@@ -236,10 +239,14 @@ Lock& large_cache_lock() {
 }
 
 size_t large_usable_size(const Span* span) {
+  if (is_guarded(span))
+    return guarded_usable_size(span);  // strict mode
   return span->state == SpanState::kMapped ? span->mapped_bytes : span->bytes();
 }
 
 void* large_resize_in_place(Span* span, void* p, size_t n) {
+  if (is_guarded(span))
+    return guarded_resize_in_place(span, p, n);  // strict mode
   size_t have = large_usable_size(span);
   if (span->state != SpanState::kMapped) {
     // A heap span: keep it while the new size fits and wastes at most half.

@@ -117,6 +117,11 @@ bool release(void* p, size_t size) {
       sys(SYS_madvise, L(p), static_cast<long>(size), MADV_DONTNEED));
 }
 
+bool protect(void* p, size_t size, bool access) {
+  return !failed(sys(SYS_mprotect, L(p), static_cast<long>(size),
+                     access ? PROT_READ | PROT_WRITE : PROT_NONE));
+}
+
 void advise_hugepage(void* p, size_t size, bool want) {
   sys(SYS_madvise, L(p), static_cast<long>(size),
       want ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);

@@ -30,6 +30,10 @@ bool remap_to(void* p, size_t old_size, size_t new_size, void* target);
 /// Gives pages back to the kernel (MADV_DONTNEED): they read as zero next.
 bool release(void* p, size_t size);
 
+/// Makes [p, p + size) (whole system pages) inaccessible (PROT_NONE), or
+/// readable and writable again; false on failure.
+bool protect(void* p, size_t size, bool access);
+
 /// Transparent huge page advice for [p, p + size).
 void advise_hugepage(void* p, size_t size, bool want);
 

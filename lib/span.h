@@ -22,17 +22,30 @@ struct Span {
   uintptr_t first_page;  // address >> kPageShift of the first page
   size_t num_pages;      // length in pages
   void* free_list;       // kSmall: freed objects, links encoded (central lock)
-  uintptr_t bump;        // kSmall: next never-used object address (central)
-  uint32_t allocated;    // kSmall: objects out of the span (central lock)
-  uint8_t size_class;    // kSmall: its class; 0 otherwise
-  SpanState state;       // what the span is (page heap lock)
+
+  union {
+    uintptr_t bump;           // kSmall: next never-used object address
+                              // (central lock)
+    uintptr_t guarded_start;  // kMapped: the block's address when it has
+                              // guard pages (strict mode, guarded.cc), else 0
+  };
+
+  uint32_t allocated;  // kSmall: objects out of the span (central lock)
+  uint8_t size_class;  // kSmall: its class; 0 otherwise
+  SpanState state;     // what the span is (page heap lock)
   // kSmall, central lock:
   bool on_list : 1;        // on the central list's nonempty list
   bool pages_checked : 1;  // no free page found since last touched
   bool bump_zeroed : 1;    // objects past the bump pointer read as zeros
   uint64_t touched_ms;     // kSmall: when objects last moved in or out
-  uint64_t released_mask;  // kSmall: system pages returned to the OS; every
-                           // object on them is free and off the free list
+
+  union {
+    uint64_t released_mask;  // kSmall: system pages returned to the OS; every
+                             // object on them is free and off the free list
+    uint64_t guarded_end;    // kMapped with guards: where the guard page
+                             // after the block starts
+  };
+
   uint64_t free_since_ms;  // kFree: when it was freed, for decay
   size_t released_pages;   // kFree: pages already returned to the OS (0 or all)
   size_t mapped_bytes;     // kMapped: length of the mapping
