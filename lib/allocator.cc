@@ -375,6 +375,22 @@ void strict_free(void* p, size_t cls, const char* what) {
   }
 }
 
+/// Strict mode, where every free comes through deallocate_slow: whether p
+/// is the start of a slot of class cls that has been handed out, in a span
+/// with no page returned to the OS, read without the class lock (bump and
+/// released_mask are read racily: a stale bump is lower, and a page is
+/// released only when every block on it is free). False sends the free
+/// to the locked check.
+bool strict_slot(const Span* span, const void* p, size_t cls) {
+  if (cls == 0)
+    return false;
+  uintptr_t off = addr(p) - span->start();
+  size_t index = class_divide(cls, off);
+  return index * class_size(cls) == off && index < class_info(cls).objects &&
+         addr(p) < __atomic_load_n(&span->bump, __ATOMIC_RELAXED) &&
+         __atomic_load_n(&span->released_mask, __ATOMIC_RELAXED) == 0;
+}
+
 /// A small block the slow path has looked at: the mark check, then a
 /// free (never the inline path again, which would send it back here).
 void deallocate_small_checked(void* p, size_t cls, const char* what) {
@@ -463,8 +479,13 @@ void deallocate_slow(void* p, const char* what) {
     return;
   }
   if (span->state == SpanState::kSmall) {
-    // Not an object's start, or a span with pages returned to the OS.
+    // Not an object's start, or a span with pages returned to the OS; in
+    // strict mode, every free (strict_slot() spares it the class lock).
     size_t cls = g_page_map.class_of(p);
+    if (RS_UNLIKELY(g_harden) && strict_slot(span, p, cls)) {
+      deallocate_small_checked(p, cls, what);
+      return;
+    }
     BlockState state =
         cls != 0 ? g_central[cls].released_state(p) : BlockState::kNotABlock;
     if (state == BlockState::kNotABlock)
