@@ -238,6 +238,16 @@ static void aligned_past_end(int misuse) {
   }
 }
 
+/* Strict mode's frees all take the slow path: an interior pointer is
+ * still named as such (not taken for a block with a broken canary). */
+static void interior_free_small(int misuse) {
+  free_interior(48, 16, misuse);
+}
+
+static void interior_free_large(int misuse) {
+  free_interior(300000, 8192, misuse);
+}
+
 static void sized_free_large(int misuse) {
   void* p = (void*)large_block(300000);
   free_sized(p, misuse ? 300001 : 300000);
@@ -322,6 +332,8 @@ START_TEST(misuse_is_stopped) {
   expect_abort(overflow, "free(): overflow past the end of");
   expect_abort(overflow_sized_array, "free(): overflow past the end of");
   expect_abort(double_free_quarantined, "free(): double free of");
+  expect_abort(interior_free_small, "free: invalid pointer");
+  expect_abort(interior_free_large, "free: invalid pointer");
 }
 
 END_TEST
