@@ -15,8 +15,9 @@
  *
  * Parameters: producers (1; as many consumers), min and max object size
  * (64 and 64; otherwise log-uniform in [min, max], 4096 sizes drawn ahead
- * and used in turn), objects per producer
- * (10M x scale), handoff (8), ring (4096 pointers), seed (1). The RESULT
+ * and used in turn), objects per producer (10M x scale), handoff (8), ring
+ * (4096 pointers), pin (0; 1 puts the producer and the consumer of a pair
+ * on different CPUs), seed (1). The RESULT
  * line reports seconds for the whole count and ops_per_sec, the objects
  * that crossed per second. */
 #include <sched.h>
@@ -33,7 +34,7 @@ typedef struct {
 
 typedef struct {
   ring_t* ring;
-  long id, objects, handoff;
+  long id, objects, handoff, cpu; /* cpu: pin to this CPU, or -1 */
   size_t min, max;
   uint64_t seed, checksum;
   char pad[64];
@@ -104,6 +105,13 @@ static void* consumer(worker_t* w) {
 
 static void* start(void* arg) {
   worker_t* w = arg;
+  if (w->cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((int)w->cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+      die("cannot pin a thread to CPU %ld", w->cpu);
+  }
   return w->id >= 0 ? producer(w) : consumer(w);
 }
 
@@ -115,6 +123,7 @@ int main(int argc, char** argv) {
   long objects = arg_scaled("objects", 10000000);
   long handoff = arg_long("handoff", 8);
   long ring = arg_long("ring", 4096);
+  long pin = arg_long("pin", 0);
   uint64_t seed = (uint64_t)arg_long("seed", 1);
   bench_args_done();
   if (producers < 1 || producers > 1024)
@@ -140,8 +149,16 @@ int main(int argc, char** argv) {
     /* Producer i and consumer -1 - i share ring i. */
     long pair = i < producers ? i : i - producers;
     long id = i < producers ? i : -1 - pair;
-    w[i] = (worker_t){&rings[pair], id,   objects, handoff, (size_t)min,
-                      (size_t)max,  seed, 0,       {0}};
+    /* pin=1: producer and consumer of a pair on different CPUs. */
+    long cpu = pin ? (2 * pair + (id < 0)) % ncpus() : -1;
+    w[i] = (worker_t){.ring = &rings[pair],
+                      .id = id,
+                      .objects = objects,
+                      .handoff = handoff,
+                      .cpu = cpu,
+                      .min = (size_t)min,
+                      .max = (size_t)max,
+                      .seed = seed};
   }
   double t0 = now_sec();
   run_threads(threads, start, w, sizeof(worker_t));
