@@ -31,7 +31,7 @@ void TransferCache::init(uint8_t cls) {
 }
 
 void TransferCache::init(uint8_t cls, TransferLimits limits) {
-  LockGuard guard(lock_);
+  // No lock: at start-up nothing else uses it yet (a few stores per class).
   size_t max =
       limits.max < kMaxTransferObjects ? limits.max : kMaxTransferObjects;
   size_t base = limits.base < max ? limits.base : max;

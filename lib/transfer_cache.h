@@ -62,7 +62,9 @@ constexpr TransferLimits transfer_limits(size_t cls) {
 class TransferCache {
  public:
   /// Empties it and sets its class and limits (transfer_limits(cls), or
-  /// the given ones, for the tests; at most kMaxTransferObjects).
+  /// the given ones, for the tests; at most kMaxTransferObjects). Not
+  /// thread-safe: at start-up, before any batch comes (objects still in
+  /// it are forgotten).
   void init(uint8_t cls);
   void init(uint8_t cls, TransferLimits limits);
 
