@@ -16,6 +16,7 @@
 #include "log.h"
 #include "page_heap.h"
 #include "release.h"
+#include "transfer_cache.h"
 #include "valgrind.h"
 
 namespace rs {
@@ -280,20 +281,22 @@ void* vg_reallocate(void* p, size_t n) {
 }
 
 /// Whether p, a small block of class cls that carries the free mark, is
-/// free: in some CPU cache, or free in its span. Aborts naming `what` when
-/// p is not the start of a block at all. Slow: it scans every CPU's slots
-/// of the class and walks the span's free list; it runs only when the
-/// mark is found. An object that is moving between a CPU cache and its
-/// span just then can be missed: the free then goes ahead.
+/// free: in some CPU cache, in its class's transfer cache, or free in its
+/// span. Aborts naming `what` when p is not the start of a block at all.
+/// Slow: it scans every CPU's slots of the class and the transfer cache
+/// and walks the span's free list; it runs only when the mark is found.
+/// An object that is moving between those just then can be missed: the
+/// free then goes ahead.
 bool small_block_is_free(void* p, size_t cls, const char* what) {
-  if (g_cpu_cache.holds(cls, p))
+  if (g_cpu_cache.holds(cls, p) || g_transfer[cls].holds(p))
     return true;
   if (RS_UNLIKELY(g_harden) && vg::g_quarantine.holds(p))
     return true;
   BlockState state = g_central[cls].block_state(p);
   if (state == BlockState::kNotABlock)
     fatal_pointer(what, p);
-  return state == BlockState::kFree || g_cpu_cache.holds(cls, p);
+  return state == BlockState::kFree || g_transfer[cls].holds(p) ||
+         g_cpu_cache.holds(cls, p);
 }
 
 /// For realloc and malloc_usable_size of a small block: aborts naming
@@ -642,6 +645,7 @@ int trim(size_t pad) {
     }
   }
   size_t drained = g_cpu_cache.drain_all();
+  drained += flush_transfer_caches();  // what the drain left there too
   size_t released = g_page_heap.trim(pad) + large_trim_mappings(0);
   released += release_span_pages(0, SIZE_MAX);
   return released > 0 || drained > 0 ? 1 : 0;

@@ -3,7 +3,8 @@
 // must never hang.
 //
 // The lock order, from outermost: stdio's list lock (_IO_list_lock), the
-// start-up lock, every CPU lock, the class locks, the page heap, the
+// start-up lock, every CPU lock, the transfer caches' locks (never held
+// while taking another), the class locks, the page heap, the
 // leaves (mapping cache, valgrind's tables). glibc's fork() takes the list
 // lock itself, but only after the prepare handlers have run; a thread that
 // holds a FILE lock (inside getline) and calls malloc, while another holds
@@ -25,6 +26,7 @@
 #include "init.h"
 #include "large.h"
 #include "page_heap.h"
+#include "transfer_cache.h"
 #include "valgrind.h"
 
 // glibc's stdio list lock, and its single-thread flag (glibc 2.32 and
@@ -63,6 +65,8 @@ void fork_prepare() {
   g_init_lock.lock();
   g_cpu_cache.lock_all();
   for (size_t c = 1; c < kNumClasses; c++)
+    g_transfer[c].lock().lock();
+  for (size_t c = 1; c < kNumClasses; c++)
     g_central[c].lock().lock();
   g_page_heap.lock().lock();
   large_cache_lock().lock();  // leaves: taken last
@@ -83,6 +87,8 @@ void fork_parent() {
   g_page_heap.lock().unlock();
   for (size_t c = kNumClasses - 1; c >= 1; c--)
     g_central[c].lock().unlock();
+  for (size_t c = kNumClasses - 1; c >= 1; c--)
+    g_transfer[c].lock().unlock();
   g_cpu_cache.unlock_all();
   g_init_lock.unlock();
   if (have_list_lock())
@@ -102,6 +108,8 @@ void fork_child() {
   g_page_heap.lock().reset();
   for (size_t c = 1; c < kNumClasses; c++)
     g_central[c].lock().reset();
+  for (size_t c = 1; c < kNumClasses; c++)
+    g_transfer[c].lock().reset();
   g_cpu_cache.after_fork_child();
   g_init_lock.reset();
   // glibc's fork() resets the list lock in a multi-threaded child; ours was

@@ -21,6 +21,7 @@
 #include "page_heap.h"
 #include "release.h"
 #include "settings.h"
+#include "transfer_cache.h"
 #include "valgrind.h"
 
 namespace rs {
@@ -69,17 +70,28 @@ bool read_settings() {
   return read;
 }
 
+/// The CPU caches' refill: a batch from the class's transfer cache (what
+/// another CPU drained), the rest from the central list.
 int refill(size_t cls, void** out, int n) {
-  int got = g_central[cls].remove_batch(out, n);
+  int got = g_transfer[cls].remove(out, n);
+  if (got < n) {
+    got += g_central[cls].remove_batch(out + got, n - got);
+    maybe_release_span_pages();
+    maybe_flush_idle_transfer_caches(g_config.decay_ms);
+  }
   if (RS_UNLIKELY(g_harden) && got > 1)
     shuffle(out, got);
-  maybe_release_span_pages();
   return got;
 }
 
+/// The CPU caches' drain: the batch whole into the class's transfer cache,
+/// or to the central list when that is full.
 void drain(size_t cls, void* const* objs, int n) {
+  if (g_transfer[cls].insert(objs, n))
+    return;
   g_central[cls].insert_batch(objs, n);
   maybe_release_span_pages();
+  maybe_flush_idle_transfer_caches(g_config.decay_ms);
 }
 
 /// Two random words: the free-list secret and the free mark.
@@ -131,6 +143,7 @@ void* purger(void*) {
                           static_cast<long>(period % 1000) * 1000000};
     nanosleep(&ts, nullptr);
     g_cpu_cache.drain(idle_cache_ms());
+    maybe_flush_idle_transfer_caches(g_config.decay_ms);
     g_page_heap.release(g_config.decay_ms);
     release_span_pages(g_config.decay_ms, kSpanReleaseBudget);
     large_trim_mappings(g_config.decay_ms);
@@ -181,8 +194,10 @@ RS_SLOW_PATH void init() {
     g_page_too_big = os::system_page_size() > kPageSize;
     if (g_page_too_big)
       g_config.disable = true;
-    for (size_t c = 1; c < kNumClasses; c++)
+    for (size_t c = 1; c < kNumClasses; c++) {
       g_central[c].init(static_cast<uint8_t>(c));
+      g_transfer[c].init(static_cast<uint8_t>(c));
+    }
     g_settings_read = read_settings();
     g_valgrind = vg::detect();
     vg::g_annotate = g_valgrind;

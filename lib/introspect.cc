@@ -14,6 +14,7 @@
 #include "page_heap.h"
 #include "page_map.h"
 #include "settings.h"
+#include "transfer_cache.h"
 #include "valgrind.h"
 
 namespace rs {
@@ -62,6 +63,11 @@ void publish_introspection() {
   d.header_current = offsetof(rseq::Header, current);
   d.state_size = sizeof(rseq::CpuState);
   d.state_initialised = offsetof(rseq::CpuState, initialised);
+  d.transfer = where(&g_transfer[0]);
+  d.transfer_stride = sizeof(TransferCache);
+  d.transfer_bytes = where(transfer_mapped_bytes_addr());
+  d.transfer_count = static_cast<uint32_t>(addr(g_transfer[0].count_addr()) -
+                                           addr(&g_transfer[0]));
   // The tool reads `ready` first: everything above is in place by then.
   __atomic_store_n(&d.ready, 1, __ATOMIC_RELEASE);
 }

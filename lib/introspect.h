@@ -16,7 +16,7 @@ inline constexpr uint64_t kIntrospectMagic = 0x636f6c6c616d7372u;
 
 /// Bumped whenever the block or a structure it points to changes shape;
 /// the tool refuses a process whose block has another layout.
-inline constexpr uint32_t kIntrospectLayout = 1;
+inline constexpr uint32_t kIntrospectLayout = 2;
 
 /// Addresses are the target's; every field has a fixed width so that the
 /// block reads the same in any build of the tool. The sizes and offsets
@@ -55,6 +55,10 @@ struct Introspection {
   uint32_t state_size;          // sizeof(rseq::CpuState)
   uint32_t state_initialised;   // offset of its bool initialised
   uint32_t reserved;            // zero
+  uint64_t transfer;            // address of g_transfer[0] (layout 2)
+  uint32_t transfer_stride;     // sizeof(TransferCache)
+  uint32_t transfer_count;      // offset of its uint32_t count of objects
+  uint64_t transfer_bytes;      // address of the bytes mapped for them
 };
 
 /// The process's block (introspect.cc, facade layer).

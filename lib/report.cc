@@ -12,6 +12,7 @@
 #include "large.h"
 #include "log.h"
 #include "page_heap.h"
+#include "transfer_cache.h"
 #include "valgrind.h"
 
 namespace rs {
@@ -23,8 +24,10 @@ void collect_stats(Stats* s) {
     // Under valgrind freed blocks wait in the quarantine: held, not in use.
     in.cached[c] = g_cpu_cache.cached_objects(c) +
                    vg::g_quarantine.held(static_cast<uint8_t>(c));
+    in.transfer[c] = g_transfer[c].count();
   }
   in.heap = g_page_heap.stats();
+  in.heap.metadata_bytes += transfer_mapped_bytes();
   in.held_large = vg::g_quarantine.held(0);
   in.cached_mappings = large_cached_bytes();
   compute_stats(s, in);
@@ -44,8 +47,9 @@ struct mallinfo2 mallinfo2() {
   mi.hblks = s.mapped_large_count;
   mi.hblkhd = s.mapped_large_bytes;
   mi.uordblks = s.in_use_bytes - s.mapped_large_bytes;
-  mi.fordblks = s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes;
-  mi.fsmblks = s.cpu_cache_bytes;
+  mi.fordblks = s.cpu_cache_bytes + s.transfer_cache_bytes +
+                s.central_free_bytes + s.heap_free_bytes;
+  mi.fsmblks = s.cpu_cache_bytes + s.transfer_cache_bytes;
   mi.keepcost = 0;
   return mi;
 }
@@ -109,7 +113,8 @@ void info_write(void* ctx, const char* text, size_t len) {
 void info_totals(Log& x, const Stats& s, bool whole) {
   x.str("<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
   x.str("<total type=\"rest\" count=\"").dec(s.free_spans).str("\" size=\"");
-  x.dec(s.cpu_cache_bytes + s.central_free_bytes + s.heap_free_bytes);
+  x.dec(s.cpu_cache_bytes + s.transfer_cache_bytes + s.central_free_bytes +
+        s.heap_free_bytes);
   x.str("\"/>\n");
   if (whole) {
     x.str("<total type=\"mmap\" count=\"").dec(s.mapped_large_count);
@@ -139,7 +144,8 @@ int malloc_info(int options, FILE* fp) {
     Log x(info_write, &sink);
     x.str("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
     for (size_t c = 1; c < kNumClasses; c++) {
-      size_t free_objects = s.classes[c].free + s.classes[c].cached;
+      size_t free_objects =
+          s.classes[c].free + s.classes[c].cached + s.classes[c].transfer;
       if (free_objects == 0)
         continue;
       x.str("  <size from=\"").dec(c > 1 ? class_size(c - 1) + 1 : 1);

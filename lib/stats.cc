@@ -30,13 +30,18 @@ void compute_stats(Stats* s, const StatsInputs& in) {
     size_t cached = in.cached[c];
     if (cached > allocated)
       cached = allocated;  // racy reads
+    size_t transfer = in.transfer[c];
+    if (transfer > allocated - cached)
+      transfer = allocated - cached;
     ClassStats& out = s->classes[c];
-    out.in_use = allocated - cached;
+    out.in_use = allocated - cached - transfer;
     out.cached = cached;
+    out.transfer = transfer;
     out.free = cs.capacity - allocated;
     out.spans = cs.spans;
     s->small_in_use_bytes += out.in_use * class_size(c);
     s->cpu_cache_bytes += cached * class_size(c);
+    s->transfer_cache_bytes += transfer * class_size(c);
     // Free objects on system pages returned to the OS are not resident.
     size_t free_bytes = out.free * class_size(c);
     size_t released = cs.released < free_bytes ? cs.released : free_bytes;
@@ -71,6 +76,7 @@ void format_stats_text(Log& log, const Stats& s, const char* cache_mode) {
   line(log, "  small objects:         ", s.small_in_use_bytes);
   line(log, "  large allocations:     ", s.large_in_use_bytes);
   line(log, "cached in CPU caches:    ", s.cpu_cache_bytes);
+  line(log, "held in transfer caches: ", s.transfer_cache_bytes);
   line(log, "free in central lists:   ", s.central_free_bytes);
   line(log, "free in page heap:       ", s.heap_free_bytes);
   line(log, "metadata:                ", s.metadata_bytes);
@@ -80,8 +86,8 @@ void format_stats_text(Log& log, const Stats& s, const char* cache_mode) {
   log.str(
       "rsmalloc:   resident estimate = in use + cached + free in lists "
       "and heap + metadata = ");
-  log.dec(s.in_use_bytes + s.cpu_cache_bytes + s.central_free_bytes +
-          s.heap_free_bytes + s.metadata_bytes);
+  log.dec(s.in_use_bytes + s.cpu_cache_bytes + s.transfer_cache_bytes +
+          s.central_free_bytes + s.heap_free_bytes + s.metadata_bytes);
   log.str(
       " bytes\nrsmalloc:   class     size    in use    cached      free"
       "     spans\n");
@@ -106,6 +112,7 @@ void format_stats_json(Log& log,
   field(log, "small_in_use_bytes", s.small_in_use_bytes);
   field(log, "large_in_use_bytes", s.large_in_use_bytes);
   field(log, "cpu_cache_bytes", s.cpu_cache_bytes);
+  field(log, "transfer_cache_bytes", s.transfer_cache_bytes);
   field(log, "central_free_bytes", s.central_free_bytes);
   field(log, "heap_free_bytes", s.heap_free_bytes);
   field(log, "released_bytes", s.released_bytes);
@@ -118,7 +125,7 @@ void format_stats_json(Log& log,
   bool first = true;
   for (size_t c = 1; c < kNumClasses; c++) {
     const ClassStats& cs = s.classes[c];
-    if (cs.spans == 0 && cs.cached == 0)
+    if (cs.spans == 0 && cs.cached == 0 && cs.transfer == 0)
       continue;
     if (!first)
       log.str(", ");
@@ -128,6 +135,7 @@ void format_stats_json(Log& log,
     field(log, "size", class_size(c));
     field(log, "in_use", cs.in_use);
     field(log, "cached", cs.cached);
+    field(log, "transfer", cs.transfer);
     field(log, "free", cs.free);
     field(log, "spans", cs.spans, false);
     log.chr('}');

@@ -15,10 +15,11 @@ namespace rs {
 
 /// Per-class figures of a snapshot.
 struct ClassStats {
-  size_t in_use;  // objects held by the program
-  size_t cached;  // objects in CPU caches
-  size_t free;    // free objects in the class's spans
-  size_t spans;   // spans of the class
+  size_t in_use;    // objects held by the program
+  size_t cached;    // objects in CPU caches
+  size_t transfer;  // objects in the class's transfer cache
+  size_t free;      // free objects in the class's spans
+  size_t spans;     // spans of the class
 };
 
 /// Where every byte rsmalloc took from the OS is.
@@ -27,6 +28,7 @@ struct Stats {
   size_t small_in_use_bytes;      // of which small objects
   size_t large_in_use_bytes;      // of which large allocations
   size_t cpu_cache_bytes;         // objects waiting in CPU caches
+  size_t transfer_cache_bytes;    // objects waiting in transfer caches
   size_t central_free_bytes;      // free objects in spans of the central lists
   size_t heap_free_bytes;         // free pages in the page heap, still resident
   size_t released_bytes;          // free pages returned to the OS
@@ -46,10 +48,11 @@ struct Stats {
 /// then computes the same figures with the same code.
 struct StatsInputs {
   CentralStats central[kNumClasses];  // each class's counters
-  size_t cached[kNumClasses];  // objects in CPU caches and the quarantine
-  PageHeapStats heap;          // the page heap's, with metadata_bytes
-  size_t held_large;           // large bytes in the valgrind quarantine
-  size_t cached_mappings;      // bytes of freed mappings kept for reuse
+  size_t cached[kNumClasses];    // objects in CPU caches and the quarantine
+  size_t transfer[kNumClasses];  // objects in the transfer caches
+  PageHeapStats heap;            // the page heap's, with metadata_bytes
+  size_t held_large;             // large bytes in the valgrind quarantine
+  size_t cached_mappings;        // bytes of freed mappings kept for reuse
 };
 
 /// Fills s from in. The counters may have been read racily (one class at a

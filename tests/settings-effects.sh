@@ -98,7 +98,8 @@ need(lines and re.fullmatch(r"rsmalloc: statistics \(cache mode (.+)\)", lines[0
      "first line: %r" % (lines[:1],))
 need(all(l.startswith("rsmalloc: ") for l in lines), "a line without the prefix")
 labels = ["in use by the program", "small objects", "large allocations",
-          "cached in CPU caches", "free in central lists", "free in page heap",
+          "cached in CPU caches", "held in transfer caches",
+          "free in central lists", "free in page heap",
           "metadata", "returned to the OS", "inside spans in use",
           "mapped from the OS"]
 v = {}
@@ -121,7 +122,7 @@ if not errors:
     need(v["returned to the OS"] >= v["inside spans in use"], "released parts")
     est = [l for l in lines if "resident estimate" in l]
     total = (v["in use by the program"] + v["cached in CPU caches"]
-             + v["free in central lists"] + v["free in page heap"] + v["metadata"])
+             + v["held in transfer caches"] + v["free in central lists"] + v["free in page heap"] + v["metadata"])
     need(len(est) == 1 and est[0].endswith("= %d bytes" % total),
          "resident estimate: %s, want %d" % (est, total))
 rows = [l.split()[1:] for l in lines if re.fullmatch(r"rsmalloc:\s+\d+ \d+ \d+ \d+ \d+ \d+", l)]

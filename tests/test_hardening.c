@@ -4,8 +4,9 @@
  * line from rsmalloc naming the call, the address and the block size, and
  * the same child without the misuse must exit normally. Double frees are
  * tried in every size class, right after the first free (the block is in
- * a CPU cache) and after malloc_trim (it is back in its span). A use-after
- * -free write of an attacker's address over freed blocks must never make
+ * a CPU cache) and after malloc_trim (it is back in its span), and on
+ * blocks drained to a transfer cache. A use-after-free write of an
+ * attacker's address over freed blocks must never make
  * malloc return that address. A threaded random test mixes correct calls
  * with one misuse of a random kind at a random time. The program runs its
  * suite in the default mode, then again re-executed with RSMALLOC_RSEQ=0.
@@ -212,6 +213,32 @@ static void double_free_many(int misuse) {
 
 START_TEST(double_free_after_many_frees) {
   expect_report(double_free_many, "free", "double free of", 64);
+}
+
+END_TEST
+
+/* 64-byte blocks freed in a row by the test before the children start:
+ * once the CPU cache is full, each further batch drains whole into the
+ * class's transfer cache, where a second free must be seen as well. */
+enum { kDrained = 2000 };
+
+static void* g_drained[kDrained];
+static size_t g_victim;
+
+static void double_free_drained(int misuse) {
+  void* p = g_drained[g_victim];
+  announce(p);
+  if (misuse)
+    free(p);
+}
+
+START_TEST(double_free_from_a_transfer_cache) {
+  for (size_t i = 0; i < kDrained; i++)
+    g_drained[i] = malloc(opaque(64));
+  for (size_t i = 0; i < kDrained; i++)
+    free(g_drained[i]);
+  for (g_victim = kDrained - 400; g_victim < kDrained - 40; g_victim += 9)
+    expect_report(double_free_drained, "free", "double free of", 64);
 }
 
 END_TEST
@@ -590,6 +617,7 @@ static Suite* hardening_suite(void) {
   tcase_add_test(tc, double_free_every_class_after_trim);
   tcase_add_test(tc, double_free_with_frees_between);
   tcase_add_test(tc, double_free_after_many_frees);
+  tcase_add_test(tc, double_free_from_a_transfer_cache);
   tcase_add_test(tc, double_free_through_every_free);
   tcase_add_test(tc, realloc_of_a_freed_block);
   tcase_add_test(tc, interior_free_every_class);

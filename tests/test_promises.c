@@ -2,7 +2,8 @@
 /* ABI tests of promises a broken allocator could break without any other
  * test noticing: calloc's zeros where rsmalloc skips the memset, misuse
  * through free and realloc that must abort with rsmalloc's message, and
- * statistics (mallinfo2, mallopt) that follow what the program does. The
+ * statistics (mallinfo2, mallopt, the transfer caches' bytes) that follow
+ * what the program does. The
  * program runs its suite once as started, then again in a child re-executed
  * with RSMALLOC_RSEQ=0, so both CPU-cache modes are judged. */
 #define _GNU_SOURCE
@@ -335,6 +336,33 @@ START_TEST(mallinfo2_falls_when_memory_is_freed) {
 
 END_TEST
 
+START_TEST(transfer_caches_are_counted_and_trimmed) {
+  if (!rs_active())
+    return;
+
+  enum { N = 2000 };
+
+  static void* p[N];
+  for (int i = 0; i < N; i++) {
+    p[i] = malloc(opaque(64));
+    EXPECT_NONNULL(p[i]);
+  }
+  size_t in_use = rs_stat_bytes("small_in_use_bytes");
+  /* More than a CPU cache holds of the class: the rest drains in batches
+   * to its transfer cache, counted there, no longer in use. */
+  for (int i = 0; i < N; i++)
+    free(p[i]);
+  size_t held = rs_stat_bytes("transfer_cache_bytes");
+  EXPECT_CMP(held, >, 0);
+  EXPECT_CMP(rs_stat_bytes("small_in_use_bytes") + (size_t)N * 64, <=, in_use);
+  struct mallinfo2 mi = mallinfo2();
+  EXPECT_CMP(mi.fsmblks, >=, held);
+  malloc_trim(0);
+  EXPECT_CMP(rs_stat_bytes("transfer_cache_bytes"), ==, 0);
+}
+
+END_TEST
+
 /* hblks after a block of n bytes is allocated, minus before. */
 static size_t hblks_for(size_t n) {
   size_t before = mallinfo2().hblks;
@@ -411,6 +439,7 @@ static Suite* make_suite(void) {
   tcase_add_test(tc, realloc_inside_a_small_block_aborts);
   tc = tcase(s, "stats", 30);
   tcase_add_test(tc, mallinfo2_falls_when_memory_is_freed);
+  tcase_add_test(tc, transfer_caches_are_counted_and_trimmed);
   tcase_add_test(tc, mallopt_mmap_threshold);
   tcase_add_test(tc, cache_mode_follows_rsmalloc_rseq);
   return s;

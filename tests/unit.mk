@@ -11,6 +11,7 @@ RS_UNIT_TESTS = \
 	tests/unit/test_page_map \
 	tests/unit/test_page_heap \
 	tests/unit/test_central_list \
+	tests/unit/test_transfer_cache \
 	tests/unit/test_span_release \
 	tests/unit/test_large \
 	tests/unit/test_cpu_cache \
@@ -52,6 +53,12 @@ tests_unit_test_central_list_SOURCES = tests/unit/test_central_list.cc
 tests_unit_test_central_list_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
 tests_unit_test_central_list_LDADD = $(RS_UNIT_LDADD)
 TESTS += tests/unit/test_central_list
+
+check_PROGRAMS += tests/unit/test_transfer_cache
+tests_unit_test_transfer_cache_SOURCES = tests/unit/test_transfer_cache.cc
+tests_unit_test_transfer_cache_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
+tests_unit_test_transfer_cache_LDADD = $(RS_UNIT_LDADD)
+TESTS += tests/unit/test_transfer_cache
 
 check_PROGRAMS += tests/unit/test_span_release
 tests_unit_test_span_release_SOURCES = tests/unit/test_span_release.cc

@@ -205,7 +205,7 @@ struct Row {
   size_t rss;       // resident bytes
   Error error;      // kNone when read
   size_t in_use;    // held by the program
-  size_t cached;    // in CPU caches
+  size_t cached;    // in CPU caches and transfer caches
   size_t free;      // free in central lists and page heap (resident)
   size_t released;  // returned to the OS
   char mode[128];   // cache mode
@@ -258,7 +258,7 @@ size_t scan(Row** rows_out, size_t* unseen) {
     if (full.snapshot(&snap)) {
       r.error = Error::kNone;
       r.in_use = snap.stats.in_use_bytes;
-      r.cached = snap.stats.cpu_cache_bytes;
+      r.cached = snap.stats.cpu_cache_bytes + snap.stats.transfer_cache_bytes;
       r.free = snap.stats.central_free_bytes + snap.stats.heap_free_bytes;
       r.released = snap.stats.released_bytes;
       snprintf(r.mode, sizeof(r.mode), "%s", snap.mode);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "page_heap.h"
 #include "size_class.h"
+#include "transfer_cache.h"
 
 namespace rs::inspect {
 
@@ -275,21 +276,23 @@ bool Target::check_layout(const Introspection& d) {
   if (!d.ready)
     return fail(Error::kNotReady, "process %d has not initialised rsmalloc yet",
                 static_cast<int>(pid_));
-  // Layout 1 as this build knows it; a mismatch means a layout change that
+  // The layout as this build knows it; a mismatch means a layout change that
   // forgot its bump.
-  bool same = d.num_classes == rs::kNumClasses &&
-              d.config_size == sizeof(rs::Config) &&
-              d.class_info_size == sizeof(rs::ClassInfo) &&
-              d.central_stride == sizeof(rs::CentralList) &&
-              d.central_stats_size == sizeof(rs::CentralStats) &&
-              d.central_stats + sizeof(rs::CentralStats) <= d.central_stride &&
-              d.heap_stats_size == sizeof(rs::PageHeapStats) &&
-              d.num_cpus <= rs::rseq::kMaxCpus &&
-              d.region_shift == rs::rseq::kRegionShift &&
-              d.header_size == sizeof(rs::rseq::Header) &&
-              d.header_current == offsetof(rs::rseq::Header, current) &&
-              d.state_size == sizeof(rs::rseq::CpuState) &&
-              d.state_initialised == offsetof(rs::rseq::CpuState, initialised);
+  bool same =
+      d.num_classes == rs::kNumClasses && d.config_size == sizeof(rs::Config) &&
+      d.class_info_size == sizeof(rs::ClassInfo) &&
+      d.central_stride == sizeof(rs::CentralList) &&
+      d.central_stats_size == sizeof(rs::CentralStats) &&
+      d.central_stats + sizeof(rs::CentralStats) <= d.central_stride &&
+      d.heap_stats_size == sizeof(rs::PageHeapStats) &&
+      d.num_cpus <= rs::rseq::kMaxCpus &&
+      d.region_shift == rs::rseq::kRegionShift &&
+      d.header_size == sizeof(rs::rseq::Header) &&
+      d.header_current == offsetof(rs::rseq::Header, current) &&
+      d.state_size == sizeof(rs::rseq::CpuState) &&
+      d.state_initialised == offsetof(rs::rseq::CpuState, initialised) &&
+      d.transfer_stride == sizeof(rs::TransferCache) &&
+      d.transfer_count + sizeof(uint32_t) <= d.transfer_stride;
   if (same) {
     rs::ClassInfo classes[rs::kNumClasses];
     if (!read(d.class_info, classes, sizeof(classes)))
@@ -397,10 +400,19 @@ bool Target::snapshot(Snapshot* out) {
       !read(d.mapping_bytes, &in.cached_mappings, sizeof(size_t)) ||
       !read(d.quarantine_held, held, sizeof(held)))
     return false;
-  in.heap.metadata_bytes = span_bytes + leaf_bytes;
+  size_t transfer_bytes;
+  if (!read(d.transfer_bytes, &transfer_bytes, sizeof(transfer_bytes)))
+    return false;
+  in.heap.metadata_bytes = span_bytes + leaf_bytes + transfer_bytes;
   in.held_large = held[0];
-  for (size_t c = 1; c < rs::kNumClasses; c++)
+  for (size_t c = 1; c < rs::kNumClasses; c++) {
+    uint32_t moving;
+    uint64_t at = d.transfer + c * d.transfer_stride + d.transfer_count;
+    if (!read(at, &moving, sizeof(moving)))
+      return false;
     in.cached[c] = held[c];
+    in.transfer[c] = moving;
+  }
   if (!read_caches(d, &in, out))
     return false;
   rs::compute_stats(&out->stats, in);
