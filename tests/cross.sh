@@ -3,9 +3,19 @@
 # Cross-builds rsmalloc for one Debian architecture in its own directory and
 # runs its test programs under qemu-user (tests/cross-run.sh):
 #   tests/cross.sh aarch64 [BUILDDIR]      (or: make check-cross ARCH=aarch64)
-# ARCH is aarch64, armhf, i686, ppc64el, s390x or riscv64. Needs the cross
-# compiler (g++-<triplet>), qemu-user, and Check for the target
-# (dpkg --add-architecture arm64; apt-get install check:arm64).
+# ARCH is aarch64, armhf, i686, ppc64el, s390x or riscv64. i686 runs
+# natively on an x86-64 kernel, without qemu. Needs the cross compiler
+# (g++-<triplet>), qemu-user, and the target's own libraries from its
+# Debian architecture, for building (check) and for running (libc6,
+# libstdc++6):
+#   dpkg --add-architecture arm64 && apt-get update
+#   apt-get install g++-aarch64-linux-gnu qemu-user \
+#     check:arm64 libc6:arm64 libstdc++6:arm64
+# The tests run on those libraries (QEMU_LD_PREFIX=/), not on the cross
+# toolchain's copy in /usr/<triplet>: with that copy (libc6-arm64-cross
+# 2.36-8cross1, also i386's) every forked child hangs in glibc's fork,
+# walking its list of thread stacks forever, while bookworm's libc6:arm64
+# (2.36-9+deb12u14) forks fine.
 # Extra arguments after BUILDDIR go to make check (TESTS=..., -k).
 set -eu
 arch=${1:?usage: tests/cross.sh ARCH [BUILDDIR] [make arguments]}
@@ -24,7 +34,13 @@ esac
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 build=${2:-${TMPDIR:-/tmp}/rsmalloc-cross-$arch}
 [ $# -ge 2 ] && shift 2 || shift $#
+# An x86-64 kernel runs i386 programs itself: no emulator, and the tests
+# that fork run as they do natively.
+if [ "$triplet" = i686-linux-gnu ] && [ "$(uname -m)" = x86_64 ]; then
+  qemu=native
+fi
 for tool in "$triplet-g++" "$qemu"; do
+  [ "$tool" = native ] && continue
   command -v "$tool" >/dev/null || {
     echo "cross.sh: $tool not found" >&2
     exit 2
@@ -33,7 +49,11 @@ done
 # The i686 toolchain's multiarch directory is i386-linux-gnu.
 multiarch=$triplet
 [ "$arch" = i686 ] || [ "$arch" = i386 ] && multiarch=i386-linux-gnu
-sysroot=/usr/$triplet
+if [ ! -e "/lib/$multiarch/libc.so.6" ]; then
+  echo "cross.sh: /lib/$multiarch/libc.so.6 missing: install libc6 and" \
+    "libstdc++6 for the target's Debian architecture (see the top of $0)" >&2
+  exit 2
+fi
 mkdir -p "$build"
 cd "$build"
 if [ ! -f Makefile ]; then
@@ -44,4 +64,4 @@ make -j"${RS_JOBS:-2}"
 make -j"${RS_JOBS:-2}" check \
   LOG_COMPILER="$srcdir/tests/cross-run.sh" \
   SH_LOG_COMPILER="$srcdir/tests/cross-run.sh" \
-  RS_QEMU="$qemu" QEMU_LD_PREFIX="$sysroot" "$@"
+  RS_QEMU="$qemu" QEMU_LD_PREFIX=/ "$@"
