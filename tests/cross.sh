@@ -9,13 +9,16 @@
 # Debian architecture, for building (check) and for running (libc6,
 # libstdc++6):
 #   dpkg --add-architecture arm64 && apt-get update
-#   apt-get install g++-aarch64-linux-gnu qemu-user \
-#     check:arm64 libc6:arm64 libstdc++6:arm64
+#   apt-get install g++-aarch64-linux-gnu check:arm64 libc6:arm64 \
+#     libstdc++6:arm64
+#   apt-get install -t bookworm-backports qemu-user
 # The tests run on those libraries (QEMU_LD_PREFIX=/), not on the cross
 # toolchain's copy in /usr/<triplet>: with that copy (libc6-arm64-cross
 # 2.36-8cross1, also i386's) every forked child hangs in glibc's fork,
 # walking its list of thread stacks forever, while bookworm's libc6:arm64
 # (2.36-9+deb12u14) forks fine.
+# qemu-user must be version 8 or later (see below); RS_QEMU names another
+# binary than qemu-<arch> on PATH.
 # Extra arguments after BUILDDIR go to make check (TESTS=..., -k).
 set -eu
 arch=${1:?usage: tests/cross.sh ARCH [BUILDDIR] [make arguments]}
@@ -39,6 +42,7 @@ build=${2:-${TMPDIR:-/tmp}/rsmalloc-cross-$arch}
 if [ "$triplet" = i686-linux-gnu ] && [ "$(uname -m)" = x86_64 ]; then
   qemu=native
 fi
+qemu=${RS_QEMU:-$qemu}
 for tool in "$triplet-g++" "$qemu"; do
   [ "$tool" = native ] && continue
   command -v "$tool" >/dev/null || {
@@ -46,6 +50,19 @@ for tool in "$triplet-g++" "$qemu"; do
     exit 2
   }
 done
+# qemu-user 7.2 (Debian 12) aborts in the child when a program with
+# threads forks and the child starts one (qemu_plugin_vcpu_init_hook:
+# assertion failed; test_stress, rseq/test_fork): 8 or later is needed,
+# e.g. bookworm-backports' qemu-user 1:10.0.2 (or RS_QEMU=/path/to/it).
+if [ "$qemu" != native ]; then
+  version=$("$qemu" --version | sed -n 's/.* version \([0-9]*\)\..*/\1/p')
+  if [ "${version:-0}" -lt 8 ]; then
+    echo "cross.sh: $qemu is version ${version:-unknown}; forking tests" \
+      "need qemu-user 8 or later (apt-get install -t bookworm-backports" \
+      "qemu-user, or RS_QEMU=/path/to/qemu-${qemu##*qemu-})" >&2
+    exit 2
+  fi
+fi
 # The i686 toolchain's multiarch directory is i386-linux-gnu.
 multiarch=$triplet
 [ "$arch" = i686 ] || [ "$arch" = i386 ] && multiarch=i386-linux-gnu
