@@ -72,10 +72,28 @@ if [ ! -e "/lib/$multiarch/libc.so.6" ]; then
   exit 2
 fi
 mkdir -p "$build"
+# A tree configured in place (./configure; make) cannot also serve a VPATH
+# build (make would take its test logs for the cross build's): then the
+# build uses a copy of the sources (what git tracks or would track) in
+# BUILDDIR/src, refreshed on every run. tar keeps the files' times, so
+# only what changed is rebuilt.
+src=$srcdir
+if [ -f "$srcdir/config.status" ]; then
+  src=$build/src
+  mkdir -p "$src"
+  (cd "$srcdir" && git ls-files -z -co --exclude-standard |
+    tar --null -T - -cf -) | tar -C "$src" -xf -
+  [ -x "$src/configure" ] || (cd "$src" && autoreconf -fi)
+fi
 cd "$build"
+# Configured for another source tree (the copy comes and goes with the
+# in-place build): configure again.
+if [ -f Makefile ] && ! grep -qx "srcdir = $src" Makefile; then
+  rm -f Makefile
+fi
 if [ ! -f Makefile ]; then
   PKG_CONFIG_LIBDIR=/usr/lib/$multiarch/pkgconfig:/usr/share/pkgconfig \
-    "$srcdir/configure" -q --host="$triplet" --enable-werror
+    "$src/configure" -q --host="$triplet" --enable-werror
 fi
 make -j"${RS_JOBS:-2}"
 make -j"${RS_JOBS:-2}" check \
