@@ -75,14 +75,23 @@ mkdir -p "$build"
 # A tree configured in place (./configure; make) cannot also serve a VPATH
 # build (make would take its test logs for the cross build's): then the
 # build uses a copy of the sources (what git tracks or would track) in
-# BUILDDIR/src, refreshed on every run. tar keeps the files' times, so
-# only what changed is rebuilt.
+# BUILDDIR/src, refreshed on every run. Only files whose content changed
+# are copied (with a new time), so make rebuilds exactly what depends on
+# them.
 src=$srcdir
 if [ -f "$srcdir/config.status" ]; then
   src=$build/src
-  mkdir -p "$src"
+  stage=$build/src.new
+  rm -rf "$stage"
+  mkdir -p "$stage" "$src"
   (cd "$srcdir" && git ls-files -z -co --exclude-standard |
-    tar --null -T - -cf -) | tar -C "$src" -xf -
+    tar --null --ignore-failed-read -T - -cf -) | tar -C "$stage" -xf -
+  (cd "$stage" && find . -type f) | while IFS= read -r f; do
+    cmp -s "$stage/$f" "$src/$f" && continue
+    mkdir -p "$(dirname "$src/$f")"
+    cp "$stage/$f" "$src/$f"
+  done
+  rm -rf "$stage"
   [ -x "$src/configure" ] || (cd "$src" && autoreconf -fi)
 fi
 cd "$build"
