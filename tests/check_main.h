@@ -81,15 +81,33 @@ static inline const char* rs_run_name(const char* name) {
   return buf;
 }
 
+/* glibc 2.35 and later: the size of the rseq area it registered, 0 when
+ * it did not (glibc.pthread.rseq=0, valgrind, qemu-user). Weak: absent
+ * on older glibc. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+extern const unsigned int __rseq_size __attribute__((weak));
+#ifdef __cplusplus
+}
+#endif
+
 /* Runs `suite`, then (unless RSMALLOC_RSEQ is set: this is the rerun, or
- * the caller chose a mode) the program again without rseq. The first
- * failure's status. */
+ * the caller chose a mode) the program again without rseq. Without an
+ * rseq area the first run was in the locked mode already and is not
+ * repeated (qemu-user, which has none, could not run it either: it
+ * cannot exec a guest program without binfmt_misc). The first failure's
+ * status. */
 static inline int rs_check_run_both_modes(Suite* suite,
                                           const char* name,
                                           char** argv) {
   int rc = rs_check_run(suite, rs_run_name(name));
   if (getenv("RSMALLOC_RSEQ") != NULL)
     return rc;
+  if (&__rseq_size == NULL || __rseq_size == 0) {
+    fprintf(stderr, "%s: no rseq area: the locked mode ran already\n", name);
+    return rc;
+  }
   int again = rs_rerun_without_rseq(argv);
   return rc != EXIT_SUCCESS ? rc : again;
 }

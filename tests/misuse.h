@@ -48,6 +48,12 @@ static inline int run_child(misuse_fn fn, int misuse, char* msg, size_t len) {
       break;
   }
   msg[got] = '\0';
+  /* qemu-user reports the guest's death on the guest's stderr ("qemu:
+   * uncaught target signal 6 (Aborted) - core dumped"): the emulator's
+   * line, not the program's. */
+  char* emulator = strstr(msg, "qemu: uncaught target signal ");
+  if (emulator != NULL && (emulator == msg || emulator[-1] == '\n'))
+    *emulator = '\0';
   close(fds[0]);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0)

@@ -819,8 +819,7 @@ START_TEST(posix_memalign_einval) {
   static const size_t bad[] = {0,
                                1,
                                2,
-                               4,
-                               sizeof(void*) / 2,
+                               sizeof(void*) / 2, /* 4 on 64-bit targets */
                                3,
                                12,
                                24,
@@ -927,7 +926,15 @@ static void every_alignment(align_fn fn, const char* name) {
     const size_t sizes[] = {64, a < 64 ? 64 : a, a + 100};
     for (size_t i = 0; i < 3; i++) {
       size_t n = sizes[i];
+      errno = 0;
       unsigned char* p = fn(opaque(a), opaque(n));
+      /* With 32-bit pointers, 1 GiB at a 1 GiB boundary needs 2 GiB of
+       * free address space in one piece, which a process rarely has
+       * (glibc's i386 malloc fails these too): ENOMEM is right there. */
+      if (sizeof(void*) == 4 && n >= 1 * GiB && p == NULL) {
+        EXPECT_INT_EQ(errno, ENOMEM);
+        continue;
+      }
       EXPECT(p != NULL, "%s(%zu, %zu) failed", name, a, n);
       EXPECT(is_aligned(p, a), "%s(%zu, %zu) = %p", name, a, n, (void*)p);
       EXPECT(is_aligned(p, 16), "%s(%zu, %zu) = %p", name, a, n, (void*)p);

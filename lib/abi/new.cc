@@ -4,6 +4,7 @@
 // needs no C++ runtime and a C program loads none.
 #include <dlfcn.h>
 #include <new>
+#include <type_traits>
 
 #include "allocator.h"
 #include "log.h"
@@ -24,6 +25,16 @@ using NothrowAlignedNew = void* (*)(size_t,
                                     std::align_val_t,
                                     const std::nothrow_t&);
 
+// libstdc++'s nothrow operator new by its mangled name, whose size_t is
+// `m` (unsigned long: 64-bit targets) or `j` (unsigned int: i386, armhf).
+constexpr bool kSizeIsLong = std::is_same_v<size_t, unsigned long>;
+static_assert(kSizeIsLong || std::is_same_v<size_t, unsigned int>);
+constexpr const char* kNothrowNewName =
+    kSizeIsLong ? "_ZnwmRKSt9nothrow_t" : "_ZnwjRKSt9nothrow_t";
+constexpr const char* kNothrowAlignedNewName =
+    kSizeIsLong ? "_ZnwmSt11align_val_tRKSt9nothrow_t"
+                : "_ZnwjSt11align_val_tRKSt9nothrow_t";
+
 /// A new_handler may throw bad_alloc, which a nothrow new must turn into
 /// nullptr; rsmalloc has no exception support, so it lets libstdc++'s own
 /// nothrow new (found after rsmalloc in the lookup order) do the catching:
@@ -31,15 +42,14 @@ using NothrowAlignedNew = void* (*)(size_t,
 void* nothrow_via_libstdcxx(size_t n, size_t align, bool* done) {
   *done = false;
   if (align == 0) {
-    auto fn =
-        reinterpret_cast<NothrowNew>(dlsym(RTLD_NEXT, "_ZnwmRKSt9nothrow_t"));
+    auto fn = reinterpret_cast<NothrowNew>(dlsym(RTLD_NEXT, kNothrowNewName));
     if (fn == nullptr)
       return nullptr;
     *done = true;
     return fn(n, kNothrow);
   }
   auto fn = reinterpret_cast<NothrowAlignedNew>(
-      dlsym(RTLD_NEXT, "_ZnwmSt11align_val_tRKSt9nothrow_t"));
+      dlsym(RTLD_NEXT, kNothrowAlignedNewName));
   if (fn == nullptr)
     return nullptr;
   *done = true;

@@ -94,7 +94,10 @@ void CpuCache::init(const ClassLimits* limits,
   backend_ = backend;  // even without caches, operations reach the backend
   if (num_classes > kMaxClasses)
     return;
-  size_t slots = num_classes;  // the headers take the first slots' room
+  // The headers take the first slots' room: one slot each with 64-bit
+  // pointers, two with 32-bit ones (a Header is 8 bytes everywhere).
+  size_t slots =
+      (num_classes * sizeof(Header) + sizeof(void*) - 1) / sizeof(void*);
   for (size_t c = 1; c < num_classes; c++) {
     limits_[c] = limits[c];
     begin_[c] = static_cast<uint16_t>(slots);

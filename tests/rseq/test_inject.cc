@@ -27,14 +27,14 @@ RunConfig inject_config(const char* name) {
   return cfg;
 }
 
-/// The rseq-only checks, skipped (with a note) under RSMALLOC_RSEQ=0.
+/// The rseq-only checks, skipped (with a note) when rseq_forced_off().
 /// Returns false when skipped.
 bool expect_aborts(const RunConfig& cfg, const RunResult& res) {
   expect_mode(cfg, res);
   if (!cfg.want_rseq) {
     fprintf(stderr,
-            "%s: rseq off (RSMALLOC_RSEQ=0 or valgrind), locked mode: abort "
-            "checks skipped\n",
+            "%s: rseq off (RSMALLOC_RSEQ=0, valgrind, or none here), locked "
+            "mode: abort checks skipped\n",
             cfg.name);
     return false;
   }

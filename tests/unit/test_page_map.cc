@@ -2,10 +2,12 @@
 // Unit tests of the radix page map (lib/page_map.h): lookups of addresses
 // that are not ours, lazily mapped leaves, and ranges across leaf borders.
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "../check_main.h"
 #include "page_map.h"
+#include "size_class.h"
 
 namespace {
 
@@ -189,6 +191,51 @@ START_TEST(ensure_limits) {
 
 END_TEST
 
+// object_at's divisibility check for every class, every 16-byte aligned
+// offset of a span (the only pointers malloc hands out are 16-byte
+// aligned), with the span at the top of the address space, where p x m is
+// largest, and near the bottom: true exactly at the objects' starts.
+// Holds for 32-bit uintptr_t too, where p and the span start are widened
+// before the multiplications.
+START_TEST(object_at_every_class_and_offset) {
+  const uintptr_t top_page = kTopPage + 1;  // one past the last page
+  size_t wrong = 0;
+  for (size_t c = 1; c < rs::kNumClasses; c++) {
+    const rs::ClassInfo& ci = rs::class_info(c);
+    const uintptr_t places[] = {top_page - ci.span_pages,
+                                PageMap::kLeafLength - 1};
+    for (uintptr_t first : places) {
+      rs::Span span = {};
+      span.first_page = first;
+      span.num_pages = ci.span_pages;
+      span.size_class = static_cast<uint8_t>(c);
+      span.state = rs::SpanState::kSmall;
+      ck_assert(g_map->ensure(first, span.num_pages));
+      g_map->set_range(first, span.num_pages, &span, span.size_class);
+      g_map->set_fast_free(&span, span.num_pages, 0, 0);
+      const size_t used = size_t{ci.objects} * ci.size;
+      for (size_t off = 0; off < used; off += 16) {
+        size_t cls = 0;
+        bool at = g_map->object_at(page_addr(first, off), &cls);
+        bool want = off % ci.size == 0;
+        if (at != want || (at && cls != c)) {
+          if (wrong++ < 5)
+            fprintf(stderr, "class %zu (%u B), offset %zu: object_at %d\n", c,
+                    ci.size, off, at);
+        }
+        if (g_map->object_at(page_addr(first, off + 8), &cls))
+          wrong++;  // never an object start
+      }
+      g_map->set_range(first, span.num_pages, nullptr, 0);
+      size_t cls = 0;
+      ck_assert(!g_map->object_at(page_addr(first), &cls));  // gone
+    }
+  }
+  ck_assert_uint_eq(wrong, 0);
+}
+
+END_TEST
+
 int main(void) {
   Suite* s = suite_create("page_map");
   TCase* tc = tcase_create("lookup");
@@ -203,6 +250,7 @@ int main(void) {
   tcase_add_test(tc, range_across_a_leaf_border);
   tcase_add_test(tc, range_spanning_three_leaves);
   tcase_add_test(tc, ensure_limits);
+  tcase_add_test(tc, object_at_every_class_and_offset);
   suite_add_tcase(s, tc);
   return rs_check_run(s, "test_page_map");
 }
