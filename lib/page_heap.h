@@ -96,6 +96,7 @@ class PageHeap {
   static constexpr size_t kExactLists = 128;  // lists for 1..128 pages
   static constexpr size_t kChunkBytes = kHugePageSize;
   static constexpr size_t kMinSlackBytes = 8u << 20;  // resident free kept
+  static constexpr size_t kPeakKeepDivisor = 8;  // of the window's peak, kept
 
   Span* allocate_locked(size_t n);
   Span* take(size_t n);
