@@ -367,9 +367,9 @@ size_t PageHeap::release_span(Span* s) {
 
 bool PageHeap::huge_backed_locked() {
   if (g_config.thp == ThpSetting::kAuto) {
-    if (system_thp_ < 0)
-      system_thp_ = os::thp_always() ? 1 : 0;
-    return system_thp_ != 0;
+    if (system_thp_ == 0)
+      system_thp_ = os::thp_always() ? 1 : 2;
+    return system_thp_ == 1;
   }
   return g_config.thp == ThpSetting::kAlways;
 }
