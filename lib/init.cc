@@ -198,7 +198,8 @@ RS_SLOW_PATH void init() {
       g_central[c].init(static_cast<uint8_t>(c));
       g_transfer[c].init(static_cast<uint8_t>(c));
     }
-    g_settings_read = read_settings();
+    if (!g_settings_read)  // late_init may have read them (once: it reports)
+      g_settings_read = read_settings();
     g_valgrind = vg::detect();
     vg::g_annotate = g_valgrind;
     start_caches();
@@ -218,8 +219,23 @@ RS_SLOW_PATH void init() {
 namespace {
 
 /// Runs after libc is initialised: reads the settings if the first
-/// allocation came before the environment was available.
+/// allocation came before the environment was available. If nothing was
+/// allocated yet, start-up waits for the first allocation (a process that
+/// never allocates, such as true(1), pays for none of it), unless a setting
+/// asks for something now: a report at start-up or at exit, or the purger.
 __attribute__((constructor)) void late_init() {
+  {
+    LockGuard guard(g_init_lock);
+    if (__atomic_load_n(&g_state, __ATOMIC_ACQUIRE) != kInitReady) {
+      g_settings_read = read_settings();
+      if (g_settings_read && !g_config.verbose && !g_config.background &&
+          g_config.stats == StatsSetting::kOff) {
+        // rsmalloc-stat finds the process (no cache yet, nothing in use).
+        publish_introspection();
+        return;
+      }
+    }
+  }
   ensure_init();
   if (!g_settings_read) {
     g_settings_read = read_settings();

@@ -49,7 +49,11 @@ class Lock {
     }
   }
 
-  int word_ = 0;  // 0 free, 1 locked, 2 locked and contended
+  // 0 free, 1 locked, 2 locked and contended. No initialiser: locks live
+  // only in static storage or fresh mappings, both zero, and a trivial
+  // constructor keeps the globals that hold one out of the start-up code
+  // (no constructor runs, no page of .bss is written at load time).
+  int word_;
 };
 
 /// Holds a Lock for the scope.

@@ -81,9 +81,26 @@ void* map(size_t size) {
 #endif
 }
 
+namespace {
+
+// Whether a mapping of a multiple of `align` bytes came aligned last time
+// (Linux 6.7 and later align anonymous mappings of whole huge pages): then
+// one mmap does, without the munmap of an over-sized mapping's ends.
+bool g_exact_maps_align = true;
+
+}  // namespace
+
 void* map_aligned(size_t size, size_t align) {
   if (size + align < size)
     return nullptr;
+  if (align > kPageSize && size % align == 0 &&
+      __atomic_load_n(&g_exact_maps_align, __ATOMIC_RELAXED)) {
+    void* p = map(size);
+    if (p == nullptr || (addr(p) & (align - 1)) == 0)
+      return p;
+    unmap(p, size);
+    __atomic_store_n(&g_exact_maps_align, false, __ATOMIC_RELAXED);
+  }
   char* raw = static_cast<char*>(map(size + align));
   if (raw == nullptr)
     return nullptr;

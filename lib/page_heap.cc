@@ -367,9 +367,9 @@ size_t PageHeap::release_span(Span* s) {
 
 bool PageHeap::huge_backed_locked() {
   if (g_config.thp == ThpSetting::kAuto) {
-    if (system_thp_ < 0)
-      system_thp_ = os::thp_always() ? 1 : 0;
-    return system_thp_ != 0;
+    if (system_thp_ == 0)
+      system_thp_ = os::thp_always() ? 1 : 2;
+    return system_thp_ == 1;
   }
   return g_config.thp == ThpSetting::kAlways;
 }
@@ -397,9 +397,13 @@ void PageHeap::maybe_decay() {
   // Free pages beyond a slack of a quarter of what is in use (at least
   // kMinSlackBytes) go back at once: a program that frees most of its heap
   // sees RSS fall without waiting for the decay time or a later call.
-  // What was in use at the window's peak stays too, so a program that
+  // What was freed since the window's peak stays too, so a program that
   // frees and allocates again in a loop keeps its pages; the window is one
-  // decay time long, so after a lasting drop they go back within two.
+  // decay time long, so after a lasting drop they go back within two. But
+  // only up to an eighth of that peak: a program that frees a large heap
+  // and goes idle makes no call that could return the rest later (the
+  // frees of a burst may all come within one decay time), so what goes
+  // beyond goes back while the frees are still coming.
   uint64_t now = os::now_ms();
   uint64_t decay = g_config.decay_ms;
   size_t in_use = stats_.small_span_bytes + stats_.large_bytes;
@@ -411,10 +415,15 @@ void PageHeap::maybe_decay() {
   }
   size_t min_slack = min_slack_set_ ? min_slack_ : kMinSlackBytes;
   size_t slack = in_use / 4 > min_slack ? in_use / 4 : min_slack;
-  if (window_peak_ - in_use > slack)
-    slack = window_peak_ - in_use;
+  size_t dropped = window_peak_ - in_use;
+  if (dropped > window_peak_ / kPeakKeepDivisor)
+    dropped = window_peak_ / kPeakKeepDivisor;
+  if (dropped > slack)
+    slack = dropped;
+  // Down to 7/8 of the slack: frees that keep coming release in steps of
+  // an eighth, not a system call per span.
   if (stats_.free_bytes - stats_.released_bytes > slack)
-    trim_locked(slack);
+    trim_locked(slack - slack / 8);
   if (now < next_decay_ms_)
     return;
   next_decay_ms_ = now + (decay / 4 > 0 ? decay / 4 : 0);

@@ -96,6 +96,7 @@ class PageHeap {
   static constexpr size_t kExactLists = 128;  // lists for 1..128 pages
   static constexpr size_t kChunkBytes = kHugePageSize;
   static constexpr size_t kMinSlackBytes = 8u << 20;  // resident free kept
+  static constexpr size_t kPeakKeepDivisor = 8;  // of the window's peak, kept
 
   Span* allocate_locked(size_t n);
   Span* take(size_t n);
@@ -118,11 +119,12 @@ class PageHeap {
   PageHeapStats stats_;          // counters (metadata_bytes computed)
   uint64_t next_decay_ms_;       // when maybe_decay() next does work
   bool cannot_release_;          // madvise refused (mlock): stop asking
-  int system_thp_ = -1;          // system THP is "always" (-1: not read yet)
-  uint64_t window_end_ms_;       // end of the current peak window
-  size_t window_peak_;           // most bytes in use during the window
-  size_t min_slack_;             // set_min_slack's bytes, if min_slack_set_
-  bool min_slack_set_;           // else kMinSlackBytes
+  int system_thp_;  // 1: system THP is "always", 2: not, 0: not read yet
+                    // (zero, so that no constructor runs at load time)
+  uint64_t window_end_ms_;  // end of the current peak window
+  size_t window_peak_;      // most bytes in use during the window
+  size_t min_slack_;        // set_min_slack's bytes, if min_slack_set_
+  bool min_slack_set_;      // else kMinSlackBytes
 };
 
 extern PageHeap g_page_heap;

@@ -34,6 +34,14 @@ void maybe_release_span_pages() {
     return;
   uint64_t decay = g_config.decay_ms;
   uint64_t period = decay > 50 ? decay : 50;
+  if (next == 0) {
+    // The first slow path (the first malloc of the process) only starts the
+    // clock: nothing is old enough yet, and a pass would read the system's
+    // THP setting from sysfs at start-up for nothing.
+    __atomic_compare_exchange_n(&g_next_span_release_ms, &next, now + period,
+                                false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    return;
+  }
   if (!__atomic_compare_exchange_n(&g_next_span_release_ms, &next, now + period,
                                    false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return;  // another thread does it

@@ -70,19 +70,16 @@ size_t possible_cpus_fallback() {
 }
 
 bool CpuCache::map_regions() {
+  // One mapping, one system call at start-up: the regions, then the states.
+  size_t regions_bytes = num_cpus_ << kRegionShift;
   size_t states_bytes = align_up(num_cpus_ * sizeof(CpuState), kPageSize);
-  void* states = os::map(states_bytes);
-  if (states == nullptr)
+  char* mem = static_cast<char*>(os::map(regions_bytes + states_bytes));
+  if (mem == nullptr)
     return false;
-  void* regions = os::map(num_cpus_ << kRegionShift);
-  if (regions == nullptr) {
-    os::unmap(states, states_bytes);
-    return false;
-  }
   // Regions are touched sparsely; a huge page would make RSS lie.
-  os::advise_hugepage(regions, num_cpus_ << kRegionShift, false);
-  states_ = static_cast<CpuState*>(states);
-  regions_ = static_cast<char*>(regions);
+  os::advise_hugepage(mem, regions_bytes + states_bytes, false);
+  regions_ = mem;
+  states_ = ptr_at<CpuState>(addr(mem) + regions_bytes);
   return true;
 }
 

@@ -4,7 +4,9 @@
 # peak of a 1 GiB small-object heap; without a trim, with light activity,
 # under 10% within twice RSMALLOC_DECAY_MS (a busy machine may take until
 # a 20 s deadline); with one block in 8 kept alive (no span empties),
-# under 25% either way; rsmalloc_stats_json parses and
+# under 25% either way; a burst of frees followed by no call at all leaves
+# at most 25% of the peak, with rseq and in the locked fallback;
+# rsmalloc_stats_json parses and
 # its in-use figure matches what the program holds; calloc does not touch
 # memory that is known to read as zeros.
 set -u
@@ -27,6 +29,9 @@ check() {
 }
 check "malloc_trim(0) returns the heap" "$prog" trim
 check "the decay time returns it without a trim" env RSMALLOC_DECAY_MS=500 "$prog" decay
+check "a burst of frees, then idle: at most a quarter of the peak" "$prog" idle
+check "the same in the locked fallback" \
+  env GLIBC_TUNABLES=glibc.pthread.rseq=0 "$prog" idle
 check "malloc_trim(0) returns free pages inside spans in use" "$prog" \
   scattered-trim
 check "the decay time returns them without a trim" \
