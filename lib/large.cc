@@ -10,7 +10,7 @@
 
 namespace rs {
 
-size_t g_map_threshold = 4 * 1024 * 1024;
+size_t g_map_threshold = 64 * 1024 * 1024;
 
 namespace {
 

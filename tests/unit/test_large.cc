@@ -234,6 +234,34 @@ START_TEST(threshold_is_adjustable) {
 
 END_TEST
 
+/// Below the default map threshold (64 MiB) big blocks are heap spans: a
+/// freed one stays resident and the next block takes its pages (no page
+/// faults), reported not zeroed; what is left stays resident and free.
+START_TEST(big_heap_blocks_reuse_resident_pages) {
+  rs::g_map_threshold = 64 * kMiB;
+  bool zeroed = false;
+  char* a = static_cast<char*>(must_allocate(20 * kMiB, kPageSize, &zeroed));
+  ck_assert(span_of(a)->state == SpanState::kLarge);
+  memset(a, 0x11, 20 * kMiB);
+  rs::large_free(span_of(a), a);
+  rs::PageHeapStats st = g_page_heap.stats();
+  ck_assert_uint_ge(st.free_bytes - st.released_bytes, 20 * kMiB);
+  zeroed = true;
+  char* b = static_cast<char*>(must_allocate(12 * kMiB, kPageSize, &zeroed));
+  ck_assert_msg(b >= a && b + 12 * kMiB <= a + 20 * kMiB,
+                "12 MiB block at %p, not in the freed 20 MiB at %p", b, a);
+  ck_assert(!zeroed);
+  ck_assert_uint_eq(static_cast<unsigned char>(b[0]), 0x11);
+  ck_assert_uint_eq(static_cast<unsigned char>(b[12 * kMiB - 1]), 0x11);
+  rs::PageHeapStats after = g_page_heap.stats();
+  ck_assert_uint_eq(after.heap_mapped_bytes, st.heap_mapped_bytes);
+  ck_assert_uint_eq(after.released_bytes, st.released_bytes);
+  ck_assert_uint_eq(after.mapped_large_count, 0);
+  rs::large_free(span_of(b), b);
+}
+
+END_TEST
+
 START_TEST(alignment) {
   static const struct {
     size_t n, align;
@@ -471,6 +499,7 @@ int main(void) {
   tcase_add_test(tc, freed_mappings_are_reused);
   tcase_add_test(tc, cached_mapping_tail_is_reused);
   tcase_add_test(tc, threshold_is_adjustable);
+  tcase_add_test(tc, big_heap_blocks_reuse_resident_pages);
   tcase_add_test(tc, alignment);
   tcase_add_test(tc, impossible_sizes_return_null);
   suite_add_tcase(s, tc);
