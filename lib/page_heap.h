@@ -140,6 +140,8 @@ class PageHeap {
   int system_thp_ = -1;     // system THP is "always" (-1: not read yet)
   uint64_t window_end_ms_;  // end of the current peak window
   size_t window_peak_;      // most bytes in use during the window
+  size_t large_peak_;       // most bytes in large spans during the window
+  size_t last_large_peak_;  // the same during the window before
   size_t min_slack_;        // set_min_slack's bytes, if min_slack_set_
   bool min_slack_set_;      // else kMinSlackBytes
 };

@@ -119,21 +119,34 @@ size_t PageHeap::trim_locked(size_t keep_bytes) {
 // Free pages beyond a slack of a quarter of what is in use (at least
 // kMinSlackBytes) go back at once: a program that frees most of its heap
 // sees RSS fall without waiting for the decay time or a later call. What
-// was in use at the window's peak stays too, so a program that frees and
-// allocates again in a loop keeps its pages; the window is one decay time
-// long, so after a lasting drop they go back within two.
+// was in use at the window's peak, and a quarter more, stays too, so a
+// program that frees and allocates again in a loop keeps its pages; the
+// window is one decay time long. For large spans the peak of the window
+// before counts too: a big block faults all its pages in at once when it
+// comes back, and programs that churn them (buffers) have slow rounds.
 void PageHeap::trim_to_slack() {
   uint64_t now = os::now_ms();
   size_t in_use = stats_.small_span_bytes + stats_.large_bytes;
   if (now >= window_end_ms_) {
+    // The window before counts only if it ended just now.
+    bool next = now - window_end_ms_ < g_config.decay_ms;
+    last_large_peak_ = next ? large_peak_ : 0;
     window_end_ms_ = now + g_config.decay_ms;
     window_peak_ = in_use;
-  } else if (in_use > window_peak_) {
-    window_peak_ = in_use;
+    large_peak_ = stats_.large_bytes;
   }
+  if (in_use > window_peak_)
+    window_peak_ = in_use;
+  if (stats_.large_bytes > large_peak_)
+    large_peak_ = stats_.large_bytes;
+  size_t peak = window_peak_;
+  size_t large_peak =
+      large_peak_ > last_large_peak_ ? large_peak_ : last_large_peak_;
+  if (stats_.small_span_bytes + large_peak > peak)
+    peak = stats_.small_span_bytes + large_peak;
   size_t min_slack = min_slack_set_ ? min_slack_ : kMinSlackBytes;
   size_t slack = in_use / 4 > min_slack ? in_use / 4 : min_slack;
-  size_t keep = window_peak_ + window_peak_ / 4 - in_use;
+  size_t keep = peak + peak / 4 - in_use;
   if (keep > slack)
     slack = keep;
   if (stats_.free_bytes - stats_.released_bytes > slack)

@@ -7,6 +7,7 @@
 // only what is over the pages it keeps.
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../check_main.h"
 #include "page_heap.h"
@@ -180,6 +181,23 @@ START_TEST(trim_releases_only_what_is_over) {
 
 END_TEST
 
+// A big block freed just after a decay-time window ended stays resident:
+// the slack covers the large-span peak of the window before, even with
+// no minimum slack (M_TRIM_THRESHOLD 0).
+START_TEST(large_peak_of_the_window_before_is_kept) {
+  rs::g_config.decay_ms = 1000;
+  g_page_heap.set_min_slack(0);
+  Span* g0 = must_allocate(1);
+  Span* a = must_allocate(1024);  // 8 MiB; this window's large peak
+  memset(span_ptr(a), 0x77, a->bytes());
+  usleep(1100 * 1000);  // the window ends (the next starts within 1 s)
+  g_page_heap.free(a);
+  ck_assert_uint_eq(resident_free(g_page_heap.stats()), 1024 * kPageSize);
+  g_page_heap.free(g0);
+}
+
+END_TEST
+
 int main(void) {
   Suite* s = suite_create("page_heap_reuse");
   TCase* tc = tcase_create("reuse");
@@ -187,6 +205,7 @@ int main(void) {
   tcase_add_test(tc, resident_pages_are_reused_first);
   tcase_add_test(tc, block_over_resident_and_released_spans);
   tcase_add_test(tc, trim_releases_only_what_is_over);
+  tcase_add_test(tc, large_peak_of_the_window_before_is_kept);
   suite_add_tcase(s, tc);
   return rs_check_run(s, "test_page_heap_reuse");
 }
