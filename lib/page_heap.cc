@@ -171,7 +171,7 @@ bool PageHeap::place_over_resident(size_t n, Placement* best) {
   int looked = 0;
   // The exact lists from n / 4 pages to n - 1, then the long list.
   size_t from = n / 4 > 0 ? n / 4 : 1;
-  for (size_t k = from < kExactLists ? from : kExactLists + 1;
+  for (size_t k = from <= kExactLists ? from : kExactLists + 1;
        k <= kExactLists + 1; k++) {
     if (k <= kExactLists && k >= n)
       k = kExactLists + 1;
