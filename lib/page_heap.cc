@@ -437,6 +437,33 @@ bool PageHeap::free_large(Span* span, const void* p) {
   return true;
 }
 
+bool PageHeap::extend_large(Span* span, size_t n) {
+  LockGuard guard(lock_);
+  if (span->state != SpanState::kLarge || n <= span->num_pages)
+    return false;
+  size_t need = n - span->num_pages;
+  Span* right = g_page_map.span_at(span->first_page + span->num_pages);
+  if (right == nullptr || right->state != SpanState::kFree ||
+      right->num_pages < need)
+    return false;
+  remove(right);
+  uintptr_t from = right->first_page;
+  if (right->num_pages > need) {  // its tail stays free, same residency
+    right->first_page += need;
+    right->num_pages -= need;
+    if (right->released_pages != 0)
+      right->released_pages = right->num_pages;
+    insert(right);
+  } else {
+    spans_.free(right);
+  }
+  span->num_pages = n;
+  g_page_map.set_range(from, need, span, 0);
+  stats_.large_bytes += need << kPageShift;
+  trim_to_slack();
+  return true;
+}
+
 Span* PageHeap::record_mapping(void* start, size_t bytes) {
   LockGuard guard(lock_);
   uintptr_t first = addr(start) >> kPageShift;

@@ -50,6 +50,11 @@ class PageHeap {
   /// of a live large span (an invalid or double free).
   bool free_large(Span* span, const void* p);
 
+  /// Grows the large span in use to n pages in place, from the free span
+  /// right after it; false (nothing changed) when that is not free or too
+  /// short. The new pages are not zeroed.
+  bool extend_large(Span* span, size_t n);
+
   /// A descriptor for a mapping made by the caller, recorded in the page
   /// map (its first and last page) so frees find it; nullptr on failure.
   Span* record_mapping(void* start, size_t bytes);

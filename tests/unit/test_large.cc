@@ -335,6 +335,45 @@ START_TEST(heap_span_resize) {
 
 END_TEST
 
+/// A heap span grows in place into the free pages right after it, keeping
+/// its content, when they suffice; not past the map threshold.
+START_TEST(heap_span_grows_into_free_neighbour) {
+  rs::g_map_threshold = 64 * kMiB;
+  bool zeroed;
+  // 8 MiB of free resident pages; spans are cut from the top of a free
+  // span: b lies right below a.
+  char* room = static_cast<char*>(must_allocate(8 * kMiB, kPageSize, &zeroed));
+  memset(room, 1, 8 * kMiB);
+  rs::large_free(span_of(room), room);
+  char* a = static_cast<char*>(must_allocate(2 * kMiB, kPageSize, &zeroed));
+  char* b = static_cast<char*>(must_allocate(kMiB, kPageSize, &zeroed));
+  ck_assert_ptr_eq(b + kMiB, a);
+  fill(b, kMiB, 7);
+  memset(a, 0x3c, 2 * kMiB);
+  rs::large_free(span_of(a), a);
+  rs::PageHeapStats before = g_page_heap.stats();
+  Span* s = span_of(b);
+  ck_assert_ptr_eq(rs::large_resize_in_place(s, b, 2 * kMiB + 100), b);
+  ck_assert_uint_eq(rs::large_usable_size(s), 2 * kMiB + kPageSize);
+  ck_assert_uint_eq(mismatches(b, kMiB, 7), 0);
+  ck_assert_ptr_eq(g_page_map.span_of(b + 2 * kMiB + 100), s);
+  ck_assert(span_of(b + 2 * kMiB + kPageSize)->state == SpanState::kFree);
+  memset(b + kMiB, 0x44, kMiB + kPageSize);
+  rs::PageHeapStats after = g_page_heap.stats();
+  ck_assert_uint_eq(after.large_bytes - before.large_bytes, kMiB + kPageSize);
+  ck_assert_uint_eq(before.free_bytes - after.free_bytes, kMiB + kPageSize);
+  ck_assert_uint_eq(after.heap_mapped_bytes, before.heap_mapped_bytes);
+  // Not past the free pages there, nor to the map threshold.
+  ck_assert_ptr_null(rs::large_resize_in_place(s, b, 40 * kMiB));
+  ck_assert_ptr_null(rs::large_resize_in_place(s, b, 64 * kMiB));
+  ck_assert_uint_eq(rs::large_usable_size(s), 2 * kMiB + kPageSize);
+  rs::large_free(s, b);
+  rs::PageHeapStats end = g_page_heap.stats();
+  ck_assert_uint_eq(end.large_bytes, before.large_bytes - kMiB);
+}
+
+END_TEST
+
 START_TEST(mapped_grow_keeps_content) {
   bool zeroed;
   char* p = static_cast<char*>(must_allocate(5 * kMiB, kPageSize, &zeroed));
@@ -507,6 +546,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, nullptr);
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, heap_span_resize);
+  tcase_add_test(tc, heap_span_grows_into_free_neighbour);
   tcase_add_test(tc, mapped_grow_keeps_content);
   tcase_add_test(tc, mapped_grow_moves_when_blocked);
   tcase_add_test(tc, mapped_shrink);
