@@ -29,6 +29,7 @@ clean-local: bench-clean
 
 EXTRA_DIST += \
 	bench/run \
+	bench/workloads/bigbuf.c \
 	bench/workloads/common.h \
 	bench/workloads/falseshare.c \
 	bench/workloads/fastpath.c \

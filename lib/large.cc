@@ -11,7 +11,7 @@
 
 namespace rs {
 
-size_t g_map_threshold = 4 * 1024 * 1024;
+size_t g_map_threshold = 64 * 1024 * 1024;
 
 namespace {
 
@@ -249,8 +249,15 @@ void* large_resize_in_place(Span* span, void* p, size_t n) {
     return guarded_resize_in_place(span, p, n);  // strict mode
   size_t have = large_usable_size(span);
   if (span->state != SpanState::kMapped) {
-    // A heap span: keep it while the new size fits and wastes at most half.
-    return n <= have && n > have / 2 ? p : nullptr;
+    // A heap span: keep it while the new size fits and wastes at most half;
+    // grow it into the free pages after it when they suffice (below the
+    // map threshold: from there a block gets a mapping, mremap grows it).
+    if (n <= have)
+      return n > have / 2 ? p : nullptr;
+    size_t bytes = align_up(n, kPageSize);
+    if (bytes < n || n >= __atomic_load_n(&g_map_threshold, __ATOMIC_RELAXED))
+      return nullptr;
+    return g_page_heap.extend_large(span, bytes >> kPageShift) ? p : nullptr;
   }
   size_t bytes = align_up(n, kPageSize);
   if (bytes < n)

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Core layer: large allocations (above 256 KiB, or aligned beyond what a
-// size class gives). Up to the map threshold they are page-heap spans;
-// above it each has its own mapping, resized in place with mremap.
+// size class gives). Below the map threshold (64 MiB) they are page-heap
+// spans, which reuse freed pages still resident before others; from it on
+// each has its own mapping, resized in place with mremap.
 #ifndef RS_LARGE_H_
 #define RS_LARGE_H_
 

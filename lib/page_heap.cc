@@ -22,27 +22,33 @@ size_t list_index(size_t pages, size_t exact) {
   return pages <= exact ? pages : 0;
 }
 
+/// Most spans of the long lists that one allocation looks at for a run.
+constexpr int kRunCandidates = 64;
+
 }  // namespace
 
 void PageHeap::insert(Span* span) {
+  // Exact residency: a free span is wholly resident or wholly released.
+  int kind = span->released_pages != 0 ? kReleased : kResident;
   size_t i = list_index(span->num_pages, kExactLists);
   span->state = SpanState::kFree;
   span->prev = nullptr;
-  span->next = free_[i];
-  if (free_[i] != nullptr)
-    free_[i]->prev = span;
-  free_[i] = span;
+  span->next = free_[kind][i];
+  if (free_[kind][i] != nullptr)
+    free_[kind][i]->prev = span;
+  free_[kind][i] = span;
   stats_.free_bytes += span->bytes();
   stats_.released_bytes += span->released_pages << kPageShift;
   stats_.free_spans++;
 }
 
 void PageHeap::remove(Span* span) {
+  int kind = span->released_pages != 0 ? kReleased : kResident;
   size_t i = list_index(span->num_pages, kExactLists);
   if (span->prev != nullptr) {
     span->prev->next = span->next;
   } else {
-    free_[i] = span->next;
+    free_[kind][i] = span->next;
   }
   if (span->next != nullptr)
     span->next->prev = span->prev;
@@ -52,13 +58,13 @@ void PageHeap::remove(Span* span) {
   stats_.free_spans--;
 }
 
-Span* PageHeap::take(size_t n) {
+Span* PageHeap::best_fit(int kind, size_t n) {
   for (size_t i = n; i <= kExactLists; i++) {
-    if (free_[i] != nullptr)
-      return free_[i];
+    if (free_[kind][i] != nullptr)
+      return free_[kind][i];
   }
   Span* best = nullptr;
-  for (Span* s = free_[0]; s != nullptr; s = s->next) {
+  for (Span* s = free_[kind][0]; s != nullptr; s = s->next) {
     if (s->num_pages >= n &&
         (best == nullptr || s->num_pages < best->num_pages)) {
       best = s;
@@ -74,23 +80,12 @@ Span* PageHeap::carve_tail(Span* span, size_t n) {
   size_t old = span->num_pages;
   tail->first_page = span->first_page + old - n;
   tail->num_pages = n;
-  // Released pages are not tracked page by page; split them in proportion.
-  // "All released" must stay exact (calloc skips zeroing such spans), so a
-  // part of a partly released span never counts as all released.
-  size_t released = span->released_pages;
-  if (released == old) {
-    tail->released_pages = n;
-  } else {
-    tail->released_pages = released * n / old;
-    if (tail->released_pages == n)
-      tail->released_pages = n - 1;
-  }
+  // Both parts keep the residency of the whole (it is all or nothing).
+  tail->released_pages = span->released_pages != 0 ? n : 0;
   tail->state = span->state;
   tail->free_since_ms = span->free_since_ms;
   span->num_pages = old - n;
-  span->released_pages = released - tail->released_pages;
-  if (released != old && span->released_pages >= span->num_pages)
-    span->released_pages = span->num_pages - 1;
+  span->released_pages = span->released_pages != 0 ? old - n : 0;
   return tail;
 }
 
@@ -125,23 +120,39 @@ bool PageHeap::grow(size_t n) {
   span->released_pages = pages;  // fresh memory is not resident
   span->free_since_ms = os::now_ms();
   g_page_map.set_range(first, pages, span, 0);
-  free_locked(span);
+  merge_insert(span);  // next to an older chunk's released end: one span
   return true;
 }
 
-Span* PageHeap::allocate_locked(size_t n) {
-  Span* span = take(n);
-  if (span == nullptr) {
-    if (!grow(n))
-      return nullptr;
-    span = take(n);
-    if (span == nullptr)
+// Where n pages go, in order of preference: the smallest resident free
+// span that holds them (no page faults); else, when `runs` allows, a run
+// of adjacent free spans that covers the most resident pages (faults only
+// for the released ones); else the smallest released span (all fault);
+// else new address space. The result is a span of exactly n pages in state
+// kLarge, its released_pages telling how many of them were released.
+Span* PageHeap::allocate_locked(size_t n, bool runs) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (Span* s = best_fit(kResident, n))
+      return carve_exact(s, n);
+    Placement at;
+    if (runs && place_over_resident(n, &at)) {
+      if (Span* s = carve_range(at.first_page, n))
+        return s;
+    }
+    if (Span* s = best_fit(kReleased, n))
+      return carve_exact(s, n);
+    if (attempt == 0 && !grow(n))
       return nullptr;
   }
+  return nullptr;
+}
+
+// The free span s (one residency) cut to its last n pages, the rest kept.
+Span* PageHeap::carve_exact(Span* span, size_t n) {
   remove(span);
   if (span->num_pages > n) {
     Span* tail = carve_tail(span, n);
-    insert(span);  // what is left stays free
+    insert(span);  // what is left stays free, with the same residency
     if (tail == nullptr)
       return nullptr;
     span = tail;
@@ -151,6 +162,135 @@ Span* PageHeap::allocate_locked(size_t n) {
   return span;
 }
 
+// For each resident span in the long lists (and the exact lists from n / 4
+// up), the free run around it: n pages that end where it ends, or start
+// where it starts, if the run is long enough. The one with the most
+// resident pages wins.
+bool PageHeap::place_over_resident(size_t n, Placement* best) {
+  best->resident = 0;
+  int looked = 0;
+  // The exact lists from n / 4 pages to n - 1, then the long list.
+  size_t from = n / 4 > 0 ? n / 4 : 1;
+  for (size_t k = from <= kExactLists ? from : kExactLists + 1;
+       k <= kExactLists + 1; k++) {
+    if (k <= kExactLists && k >= n)
+      k = kExactLists + 1;
+    Span* s = free_[kResident][k <= kExactLists ? k : 0];
+    for (; s != nullptr && looked < kRunCandidates; s = s->next, looked++) {
+      if (s->num_pages >= n)
+        continue;  // best_fit would have taken it
+      uintptr_t r0 = s->first_page, r1 = r0 + s->num_pages;
+      uintptr_t a0 = r0, a1 = r1;  // the free run around s, up to n pages out
+      for (Span* l = g_page_map.span_at(a0 - 1);
+           l != nullptr && l->state == SpanState::kFree && r1 - a0 < n;
+           l = g_page_map.span_at(a0 - 1)) {
+        a0 = l->first_page;
+      }
+      for (Span* r = g_page_map.span_at(a1);
+           r != nullptr && r->state == SpanState::kFree && a1 - r0 < n;
+           r = g_page_map.span_at(a1)) {
+        a1 = r->first_page + r->num_pages;
+      }
+      if (a1 - a0 < n)
+        continue;
+      const uintptr_t where[2] = {
+          r1 - a0 >= n ? r1 - n : a0,  // ending where s ends
+          a1 - r0 >= n ? r0 : a1 - n,  // starting where s starts
+      };
+      for (uintptr_t first : where) {
+        size_t resident = resident_in(first, n);
+        if (resident > best->resident) {
+          best->resident = resident;
+          best->first_page = first;
+        }
+      }
+    }
+  }
+  return best->resident > 0;
+}
+
+// Resident pages in [first, first + n), all of it free.
+size_t PageHeap::resident_in(uintptr_t first, size_t n) {
+  size_t resident = 0;
+  for (uintptr_t p = first; p < first + n;) {
+    Span* s = g_page_map.span_at(p);
+    if (s == nullptr || s->state != SpanState::kFree)
+      return 0;  // not all free (cannot happen: the caller walked it)
+    uintptr_t end = s->first_page + s->num_pages;
+    uintptr_t stop = end < first + n ? end : first + n;
+    if (s->released_pages == 0)
+      resident += stop - p;
+    p = stop;
+  }
+  return resident;
+}
+
+// [first, first + n), all free, made one span in use: the free spans it
+// overlaps are taken whole, except the parts of the first and the last
+// outside it, which stay free with their residency. nullptr (nothing
+// changed) when no descriptor can be had for those parts.
+Span* PageHeap::carve_range(uintptr_t first, size_t n) {
+  Span* spare[2] = {spans_.allocate(), spans_.allocate()};
+  if (spare[0] == nullptr || spare[1] == nullptr) {
+    for (Span* s : spare) {
+      if (s != nullptr)
+        spans_.free(s);
+    }
+    return nullptr;
+  }
+  uintptr_t end = first + n;
+  Span* block = nullptr;
+  size_t released = 0;
+  for (uintptr_t p = first; p < end;) {
+    Span* s = g_page_map.span_at(p);
+    if (s == nullptr || s->state != SpanState::kFree)
+      fatal(__FILE__, __LINE__, "page heap: a run to carve is not free");
+    remove(s);
+    uintptr_t s_end = s->first_page + s->num_pages;
+    if (s->first_page < p) {  // its head stays free
+      Span* head = spare[0];
+      spare[0] = nullptr;
+      *head = *s;
+      head->num_pages = p - s->first_page;
+      head->released_pages = s->released_pages != 0 ? head->num_pages : 0;
+      g_page_map.set_range(head->first_page, head->num_pages, head, 0);
+      insert(head);
+      s->first_page = p;
+      s->num_pages = s_end - p;
+      s->released_pages = head->released_pages != 0 ? s->num_pages : 0;
+    }
+    if (s_end > end) {  // its tail stays free
+      Span* tail = spare[1];
+      spare[1] = nullptr;
+      *tail = *s;
+      tail->first_page = end;
+      tail->num_pages = s_end - end;
+      tail->released_pages = s->released_pages != 0 ? tail->num_pages : 0;
+      g_page_map.set_range(end, tail->num_pages, tail, 0);
+      insert(tail);
+      s->num_pages = end - s->first_page;
+      s->released_pages = s->released_pages != 0 ? s->num_pages : 0;
+    }
+    released += s->released_pages;
+    p = s->first_page + s->num_pages;
+    if (block == nullptr) {
+      block = s;
+    } else {
+      block->num_pages += s->num_pages;
+      spans_.free(s);
+    }
+  }
+  for (Span* s : spare) {
+    if (s != nullptr)
+      spans_.free(s);
+  }
+  block->released_pages = released;
+  block->next = block->prev = nullptr;
+  block->state = SpanState::kLarge;
+  g_page_map.set_range(first, n, block, 0);
+  return block;
+}
+
 Span* PageHeap::allocate(
     size_t n, SpanState state, uint8_t cls, size_t align_pages, bool* zeroed) {
   LockGuard guard(lock_);
@@ -158,9 +298,12 @@ Span* PageHeap::allocate(
   size_t want = n + align_pages - 1;
   if (want < n)
     return nullptr;
-  Span* span = allocate_locked(want);
+  // An aligned span comes from one free span, so the head and tail it
+  // gives back have that span's residency, exactly.
+  Span* span = allocate_locked(want, align_pages == 1);
   if (span == nullptr)
     return nullptr;
+  bool released = span->released_pages == span->num_pages;
   if (align_pages > 1) {
     // Give back the pages before and after the aligned run.
     size_t head = align_up(span->first_page, align_pages) - span->first_page;
@@ -168,25 +311,25 @@ Span* PageHeap::allocate(
     if (tail != 0) {
       Span* t = carve_tail(span, tail);
       if (t == nullptr) {
-        free_locked(span);
+        free_piece(span, released);
         return nullptr;
       }
       g_page_map.set_range(t->first_page, t->num_pages, t, 0);
-      free_locked(t);  // its left neighbour is in use: no merge
+      free_piece(t, released);  // its left neighbour is in use: no merge
     }
     if (head != 0) {
       Span* body = carve_tail(span, n);
       if (body == nullptr) {
-        free_locked(span);
+        free_piece(span, released);
         return nullptr;
       }
       g_page_map.set_range(body->first_page, n, body, 0);
-      free_locked(span);  // the head keeps the old descriptor and labels
+      free_piece(span, released);  // the head keeps the old descriptor
       span = body;
     }
   }
-  // Exact, although splits share released pages out in proportion: a
-  // part counts as all released only if what it came from did.
+  // Exact: free spans are wholly resident or wholly released, and a block
+  // carved from several counts the released pages it took.
   if (zeroed != nullptr)
     *zeroed = span->released_pages == span->num_pages;
   span->state = state;
@@ -200,7 +343,19 @@ Span* PageHeap::allocate(
   } else {
     stats_.large_bytes += span->bytes();
   }
+  // In use grew: free pages beyond the slack go back now, before the
+  // caller faults the new span in.
+  trim_to_slack();
   return span;
+}
+
+// A piece of a span being handed out goes back free: released when the
+// whole span was, else resident.
+void PageHeap::free_piece(Span* piece, bool released) {
+  piece->released_pages = released ? piece->num_pages : 0;
+  if (piece->free_since_ms == 0)
+    piece->free_since_ms = os::now_ms();
+  merge_insert(piece);
 }
 
 void PageHeap::free_locked(Span* span) {
@@ -208,14 +363,23 @@ void PageHeap::free_locked(Span* span) {
     // Class 0 from now on, so a stray free of an old object is caught.
     g_page_map.set_range(span->first_page, span->num_pages, span, 0);
   }
+  span->released_pages = 0;  // it was in use: resident
+  merge_insert(span);
+}
+
+// Inserts the free span, merged with the free neighbours of the same
+// residency (a resident span next to a released one stays apart, so the
+// heap keeps knowing which pages are resident).
+void PageHeap::merge_insert(Span* span) {
   span->state = SpanState::kFree;
   span->size_class = 0;
   span->free_list = nullptr;
   if (span->free_since_ms == 0)
     span->free_since_ms = os::now_ms();
-
+  bool released = span->released_pages != 0;
   Span* left = g_page_map.span_at(span->first_page - 1);
-  if (left != nullptr && left->state == SpanState::kFree) {
+  if (left != nullptr && left->state == SpanState::kFree &&
+      (left->released_pages != 0) == released) {
     remove(left);
     Span* keep = left->num_pages >= span->num_pages ? left : span;
     Span* drop = keep == left ? span : left;
@@ -230,7 +394,8 @@ void PageHeap::free_locked(Span* span) {
     span = keep;
   }
   Span* right = g_page_map.span_at(span->first_page + span->num_pages);
-  if (right != nullptr && right->state == SpanState::kFree) {
+  if (right != nullptr && right->state == SpanState::kFree &&
+      (right->released_pages != 0) == released) {
     remove(right);
     Span* keep = right->num_pages > span->num_pages ? right : span;
     Span* drop = keep == right ? span : right;
@@ -269,6 +434,33 @@ bool PageHeap::free_large(Span* span, const void* p) {
   span->released_pages = 0;
   free_locked(span);
   maybe_decay();
+  return true;
+}
+
+bool PageHeap::extend_large(Span* span, size_t n) {
+  LockGuard guard(lock_);
+  if (span->state != SpanState::kLarge || n <= span->num_pages)
+    return false;
+  size_t need = n - span->num_pages;
+  Span* right = g_page_map.span_at(span->first_page + span->num_pages);
+  if (right == nullptr || right->state != SpanState::kFree ||
+      right->num_pages < need)
+    return false;
+  remove(right);
+  uintptr_t from = right->first_page;
+  if (right->num_pages > need) {  // its tail stays free, same residency
+    right->first_page += need;
+    right->num_pages -= need;
+    if (right->released_pages != 0)
+      right->released_pages = right->num_pages;
+    insert(right);
+  } else {
+    spans_.free(right);
+  }
+  span->num_pages = n;
+  g_page_map.set_range(from, need, span, 0);
+  stats_.large_bytes += need << kPageShift;
+  trim_to_slack();
   return true;
 }
 
@@ -322,129 +514,12 @@ bool PageHeap::move_mapping(Span* span, void* new_start, size_t new_bytes) {
   return true;
 }
 
-size_t PageHeap::release_locked(uint64_t decay_ms, uint64_t now) {
-  size_t released = 0;
-  for (size_t i = 0; i <= kExactLists; i++) {
-    for (Span* s = free_[i]; s != nullptr; s = s->next) {
-      if (s->released_pages == s->num_pages)
-        continue;
-      if (decay_ms != 0 && now - s->free_since_ms < decay_ms)
-        continue;
-      released += release_span(s);
-    }
-  }
-  return released;
-}
-
-size_t PageHeap::release_span(Span* s) {
-  if (s->released_pages == s->num_pages || cannot_release_)
-    return 0;
-  // Where huge pages back the heap (RSMALLOC_THP=always, or the system's
-  // THP setting is "always"), only whole huge pages go back: releasing part
-  // of one would leave it split and half used, its memory still held.
-  bool huge = huge_backed_locked();
-  uintptr_t lo = s->start(), hi = s->end();
-  if (huge) {
-    lo = align_up(lo, kHugePageSize);
-    hi &= ~(kHugePageSize - 1);
-    if (lo >= hi)
-      return 0;
-  }
-  size_t pages = (hi - lo) >> kPageShift;
-  if (s->released_pages >= pages)
-    return 0;  // the whole huge pages inside it went back already
-  // Released pages are taken to read as zeros (calloc relies on it): if
-  // madvise fails (locked memory), keep the span counted as resident.
-  if (!os::release(ptr_at<void>(lo), hi - lo)) {
-    cannot_release_ = true;
-    return 0;
-  }
-  size_t newly = (pages - s->released_pages) << kPageShift;
-  stats_.released_bytes += newly;
-  s->released_pages = pages;
-  return newly;
-}
-
-bool PageHeap::huge_backed_locked() {
-  if (g_config.thp == ThpSetting::kAuto) {
-    if (system_thp_ == 0)
-      system_thp_ = os::thp_always() ? 1 : 2;
-    return system_thp_ == 1;
-  }
-  return g_config.thp == ThpSetting::kAlways;
-}
-
-bool PageHeap::huge_backed() {
-  LockGuard guard(lock_);
-  return huge_backed_locked();
-}
-
-size_t PageHeap::trim_locked(size_t keep_bytes) {
-  size_t released = 0;
-  // Largest spans first: fewer system calls for the same bytes.
-  for (size_t i = 0; i <= kExactLists; i++) {
-    size_t list = i == 0 ? 0 : kExactLists + 1 - i;
-    for (Span* s = free_[list]; s != nullptr; s = s->next) {
-      if (stats_.free_bytes - stats_.released_bytes <= keep_bytes)
-        return released;
-      released += release_span(s);
-    }
-  }
-  return released;
-}
-
-void PageHeap::maybe_decay() {
-  // Free pages beyond a slack of a quarter of what is in use (at least
-  // kMinSlackBytes) go back at once: a program that frees most of its heap
-  // sees RSS fall without waiting for the decay time or a later call.
-  // What was freed since the window's peak stays too, so a program that
-  // frees and allocates again in a loop keeps its pages; the window is one
-  // decay time long, so after a lasting drop they go back within two. But
-  // only up to an eighth of that peak: a program that frees a large heap
-  // and goes idle makes no call that could return the rest later (the
-  // frees of a burst may all come within one decay time), so what goes
-  // beyond goes back while the frees are still coming.
-  uint64_t now = os::now_ms();
-  uint64_t decay = g_config.decay_ms;
-  size_t in_use = stats_.small_span_bytes + stats_.large_bytes;
-  if (now >= window_end_ms_) {
-    window_end_ms_ = now + decay;
-    window_peak_ = in_use;
-  } else if (in_use > window_peak_) {
-    window_peak_ = in_use;
-  }
-  size_t min_slack = min_slack_set_ ? min_slack_ : kMinSlackBytes;
-  size_t slack = in_use / 4 > min_slack ? in_use / 4 : min_slack;
-  size_t dropped = window_peak_ - in_use;
-  if (dropped > window_peak_ / kPeakKeepDivisor)
-    dropped = window_peak_ / kPeakKeepDivisor;
-  if (dropped > slack)
-    slack = dropped;
-  // Down to 7/8 of the slack: frees that keep coming release in steps of
-  // an eighth, not a system call per span.
-  if (stats_.free_bytes - stats_.released_bytes > slack)
-    trim_locked(slack - slack / 8);
-  if (now < next_decay_ms_)
-    return;
-  next_decay_ms_ = now + (decay / 4 > 0 ? decay / 4 : 0);
-  release_locked(decay, now);
-}
-
-size_t PageHeap::trim(size_t keep_bytes) {
-  LockGuard guard(lock_);
-  return trim_locked(keep_bytes);
-}
-
-size_t PageHeap::release(uint64_t decay_ms) {
-  LockGuard guard(lock_);
-  return release_locked(decay_ms, os::now_ms());
-}
-
 size_t PageHeap::unmap_free_locked() {
   size_t unmapped = 0;
-  for (size_t i = 0; i <= kExactLists; i++) {
-    while (free_[i] != nullptr) {
-      Span* s = free_[i];
+  for (size_t i = 0; i < 2 * (kExactLists + 1); i++) {
+    Span** list = &free_[i / (kExactLists + 1)][i % (kExactLists + 1)];
+    while (*list != nullptr) {
+      Span* s = *list;
       remove(s);
       g_page_map.set_range(s->first_page, s->num_pages, nullptr, 0);
       os::unmap(ptr_at<void>(s->start()), s->bytes());

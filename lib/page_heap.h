@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Core layer: the page heap. Hands out spans of pages from address space
 // taken from the OS in 2 MiB-aligned chunks, coalesces freed spans, and
-// gives unused pages back to the OS after a decay time.
+// gives unused pages back to the OS after a decay time. A free span is
+// either wholly resident or wholly released, so the heap knows which free
+// pages are still in memory and reuses those first.
 #ifndef RS_PAGE_HEAP_H_
 #define RS_PAGE_HEAP_H_
 
@@ -48,6 +50,11 @@ class PageHeap {
   /// of a live large span (an invalid or double free).
   bool free_large(Span* span, const void* p);
 
+  /// Grows the large span in use to n pages in place, from the free span
+  /// right after it; false (nothing changed) when that is not free or too
+  /// short. The new pages are not zeroed.
+  bool extend_large(Span* span, size_t n);
+
   /// A descriptor for a mapping made by the caller, recorded in the page
   /// map (its first and last page) so frees find it; nullptr on failure.
   Span* record_mapping(void* start, size_t bytes);
@@ -63,9 +70,9 @@ class PageHeap {
   /// of them when decay_ms is 0). Returns bytes released now.
   size_t release(uint64_t decay_ms);
 
-  /// Returns free pages to the OS, largest spans first, until at most
-  /// keep_bytes of free memory stay resident (malloc_trim's pad). Returns
-  /// bytes released now.
+  /// Returns free pages to the OS, largest spans first (the tail of the
+  /// last one only, as much as needed), until at most keep_bytes of free
+  /// memory stay resident (malloc_trim's pad). Returns bytes released now.
   size_t trim(size_t keep_bytes);
 
   /// The resident free memory kept beyond a quarter of what is in use
@@ -97,32 +104,51 @@ class PageHeap {
   static constexpr size_t kChunkBytes = kHugePageSize;
   static constexpr size_t kMinSlackBytes = 8u << 20;  // resident free kept
   static constexpr size_t kPeakKeepDivisor = 8;  // of the window's peak, kept
+  static constexpr int kResident = 0;  // free_[kResident]: pages in memory
+  static constexpr int kReleased = 1;  // free_[kReleased]: given back
 
-  Span* allocate_locked(size_t n);
-  Span* take(size_t n);
+  /// A run of free spans, resident and released, that n pages could be
+  /// carved from so that they cover as many resident pages as possible.
+  struct Placement {
+    uintptr_t first_page;  // where the n pages would start
+    size_t resident;       // resident pages among them
+  };
+
+  Span* allocate_locked(size_t n, bool runs);
+  Span* best_fit(int kind, size_t n);
+  bool place_over_resident(size_t n, Placement* best);
+  size_t resident_in(uintptr_t first, size_t n);
+  Span* carve_range(uintptr_t first, size_t n);
+  Span* carve_exact(Span* span, size_t n);
   bool grow(size_t n);
   void insert(Span* span);
   void remove(Span* span);
+  void merge_insert(Span* span);
   void free_locked(Span* span);
+  void free_piece(Span* piece, bool released);
   Span* carve_tail(Span* span, size_t n);
   void maybe_decay();
+  void trim_to_slack();
   size_t release_locked(uint64_t decay_ms, uint64_t now);
   size_t unmap_free_locked();
   size_t trim_locked(size_t keep_bytes);
-  size_t release_span(Span* span);
+  size_t release_span(Span* span, size_t max_pages);
   bool huge_backed_locked();
   void note_mapping_peak();
 
   Lock lock_;
-  Span* free_[kExactLists + 1];  // free spans by length; [0]: longer ones
-  SpanArena spans_;              // descriptors
-  PageHeapStats stats_;          // counters (metadata_bytes computed)
-  uint64_t next_decay_ms_;       // when maybe_decay() next does work
-  bool cannot_release_;          // madvise refused (mlock): stop asking
+  // Free spans by residency and length; [k][0] holds the longer ones.
+  Span* free_[2][kExactLists + 1];
+  SpanArena spans_;         // descriptors
+  PageHeapStats stats_;     // counters (metadata_bytes computed)
+  uint64_t next_decay_ms_;  // when maybe_decay() next does work
+  bool cannot_release_;     // madvise refused (mlock): stop asking
   int system_thp_;  // 1: system THP is "always", 2: not, 0: not read yet
                     // (zero, so that no constructor runs at load time)
   uint64_t window_end_ms_;  // end of the current peak window
   size_t window_peak_;      // most bytes in use during the window
+  size_t large_peak_;       // most bytes in large spans during the window
+  size_t last_large_peak_;  // the same during the window before
   size_t min_slack_;        // set_min_slack's bytes, if min_slack_set_
   bool min_slack_set_;      // else kMinSlackBytes
 };

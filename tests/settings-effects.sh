@@ -83,7 +83,7 @@ fi
 
 # --- RSMALLOC_STATS=1 ---------------------------------------------------------
 small=10000000
-large=8388608
+large=83886080  # above the 64 MiB map threshold: its own mapping
 RSMALLOC_STATS=1 "$prog" hold $small $large >"$tmp/hold.out" 2>"$tmp/stats.txt"
 rc=$?
 text_check='

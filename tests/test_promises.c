@@ -303,16 +303,16 @@ START_TEST(mallinfo2_falls_when_memory_is_freed) {
     EXPECT_NONNULL(p[i]);
     memset(p[i], 1, SZ);
   }
-  void* big = malloc(opaque(40 * MiB));
+  void* big = malloc(opaque(80 * MiB));
   EXPECT_NONNULL(big);
-  memset(big, 1, 40 * MiB);
+  memset(big, 1, 80 * MiB);
   struct mallinfo2 held = mallinfo2();
   free(big);
   struct mallinfo2 no_big = mallinfo2();
   /* A block with its own mapping: counted in hblks and hblkhd, gone when
    * freed (even if the mapping is kept for reuse, it is no longer held). */
   EXPECT_CMP(no_big.hblks + 1, <=, held.hblks);
-  EXPECT_CMP(no_big.hblkhd + 40 * MiB, <=, held.hblkhd);
+  EXPECT_CMP(no_big.hblkhd + 80 * MiB, <=, held.hblkhd);
   EXPECT_CMP(no_big.uordblks, <=, held.uordblks);
   malloc_trim(0); /* the freed mapping is not cached below */
   no_big = mallinfo2();
@@ -377,15 +377,16 @@ static size_t hblks_for(size_t n) {
 START_TEST(mallopt_mmap_threshold) {
   if (!rs_active())
     return; /* glibc's threshold works otherwise (dynamic, 32 MiB cap) */
-  /* Default (lib/large.cc): 4 MiB; a 2 MiB block comes from the heap. */
+  /* Default (lib/large.cc): 64 MiB; a 40 MiB block comes from the heap. */
   EXPECT_CMP(hblks_for(2 * MiB), ==, 0);
-  EXPECT_CMP(hblks_for(8 * MiB), ==, 1);
+  EXPECT_CMP(hblks_for(40 * MiB), ==, 0);
+  EXPECT_CMP(hblks_for(64 * MiB), ==, 1);
   /* glibc's limits: above 32 MiB and negative values are refused, and
    * change nothing. */
   ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, 33 * 1024 * 1024), 0);
   ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, -1), 0);
-  EXPECT_CMP(hblks_for(2 * MiB), ==, 0);
-  EXPECT_CMP(hblks_for(8 * MiB), ==, 1);
+  EXPECT_CMP(hblks_for(40 * MiB), ==, 0);
+  EXPECT_CMP(hblks_for(64 * MiB), ==, 1);
   /* 1 MiB: a 2 MiB block now has a mapping of its own. */
   ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, 1024 * 1024), 1);
   EXPECT_CMP(hblks_for(2 * MiB), ==, 1);

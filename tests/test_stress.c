@@ -814,7 +814,7 @@ START_TEST(trim_while_threads_allocate) {
 END_TEST
 
 /* What malloc_trim(0) answers, with no other thread running: 1 right
- * after a dirty block was freed (its pages go back: a 40 MiB mapping is
+ * after a dirty block was freed (its pages go back: an 80 MiB mapping is
  * unmapped, a 300 KiB span's pages released), 0 on a second call that
  * finds nothing. Each pair of calls comes before any assertion: Check's
  * bookkeeping allocates. */
@@ -846,9 +846,9 @@ START_TEST(trim_answers_what_it_did) {
   malloc_trim(0);
   int idle = malloc_trim(0);
 
-  char* big = malloc(40 * MiB);
+  char* big = malloc(80 * MiB);
   ck_assert_ptr_nonnull(big);
-  memset(big, 0x5a, 40 * MiB);
+  memset(big, 0x5a, 80 * MiB);
   free(big);
   long mapped_before = stats_field("mapped_bytes");
   int big_first = malloc_trim(0);
@@ -866,10 +866,10 @@ START_TEST(trim_answers_what_it_did) {
 
   ck_assert_msg(idle == 0, "malloc_trim(0) right after another gave %d", idle);
   ck_assert_msg(big_first == 1 && big_second == 0,
-                "after freeing 40 MiB: malloc_trim(0) gave %d then %d",
+                "after freeing 80 MiB: malloc_trim(0) gave %d then %d",
                 big_first, big_second);
-  ck_assert_msg(mapped_before - mapped_after >= (long)(40 * MiB),
-                "mapped_bytes %ld -> %ld: the 40 MiB mapping stayed",
+  ck_assert_msg(mapped_before - mapped_after >= (long)(80 * MiB),
+                "mapped_bytes %ld -> %ld: the 80 MiB mapping stayed",
                 mapped_before, mapped_after);
   ck_assert_msg(mid_first == 1 && mid_second == 0,
                 "after freeing 300 KiB: malloc_trim(0) gave %d then %d",

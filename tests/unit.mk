@@ -10,6 +10,7 @@ RS_UNIT_TESTS = \
 	tests/unit/test_log \
 	tests/unit/test_page_map \
 	tests/unit/test_page_heap \
+	tests/unit/test_page_heap_reuse \
 	tests/unit/test_central_list \
 	tests/unit/test_transfer_cache \
 	tests/unit/test_span_release \
@@ -47,6 +48,12 @@ tests_unit_test_page_heap_SOURCES = tests/unit/test_page_heap.cc
 tests_unit_test_page_heap_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
 tests_unit_test_page_heap_LDADD = $(RS_UNIT_LDADD)
 TESTS += tests/unit/test_page_heap
+
+check_PROGRAMS += tests/unit/test_page_heap_reuse
+tests_unit_test_page_heap_reuse_SOURCES = tests/unit/test_page_heap_reuse.cc
+tests_unit_test_page_heap_reuse_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
+tests_unit_test_page_heap_reuse_LDADD = $(RS_UNIT_LDADD)
+TESTS += tests/unit/test_page_heap_reuse
 
 check_PROGRAMS += tests/unit/test_central_list
 tests_unit_test_central_list_SOURCES = tests/unit/test_central_list.cc

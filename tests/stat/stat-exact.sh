@@ -30,15 +30,15 @@ while read -r size live; do
     test "$((now - before))" -eq "$live"
 done <"$dir/pattern"
 
-# Large blocks: 3 of 512 KiB from the page heap, 1 of 8 MiB with its own
-# mapping (above the 4 MiB threshold).
+# Large blocks: 3 of 512 KiB from the page heap, 1 of 80 MiB with its own
+# mapping (above the 64 MiB threshold).
 large=$(($(field "$tmp/stat.json" large_in_use_bytes) - $(field "$dir/before.json" large_in_use_bytes)))
-check "large blocks: 3 x 512 KiB + 8 MiB more in use ($large)" \
-  test "$large" -eq $((3 * 524288 + 8388608))
+check "large blocks: 3 x 512 KiB + 80 MiB more in use ($large)" \
+  test "$large" -eq $((3 * 524288 + 83886080))
 count=$(($(field "$tmp/stat.json" mapped_large_count) - $(field "$dir/before.json" mapped_large_count)))
 bytes=$(($(field "$tmp/stat.json" mapped_large_bytes) - $(field "$dir/before.json" mapped_large_bytes)))
-check "one more block with its own mapping, of 8 MiB ($count, $bytes)" \
-  test "$count" -eq 1 -a "$bytes" -eq 8388608
+check "one more block with its own mapping, of 80 MiB ($count, $bytes)" \
+  test "$count" -eq 1 -a "$bytes" -eq 83886080
 
 # Nothing moves in an idle process: a second read is the same.
 rs stat "$pid" --json

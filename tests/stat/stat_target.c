@@ -51,7 +51,7 @@ static const struct {
   int free_every;  // every such block is freed again (0: none)
 } kPattern[] = {
     {48, 1000, 4},  {1024, 200, 5},    {4096, 64, 2},
-    {20480, 10, 3}, {512 << 10, 4, 4}, {8 << 20, 2, 2},
+    {20480, 10, 3}, {512 << 10, 4, 4}, {80 << 20, 2, 2},
 };
 
 static void* g_blocks[2000];
@@ -98,7 +98,7 @@ static void* churn(void* arg) {
     free(slots[i]);
     size_t size = kSizes[(x >> 8) % 8];
     if ((x >> 20) % 512 == 0)
-      size = 5 << 20;  // now and then a block with its own mapping
+      size = 5 << 20;  // now and then a big block from the page heap
     slots[i] = malloc(size);
     if (slots[i] != NULL)
       memset(slots[i], 2, 16);

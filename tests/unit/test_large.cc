@@ -234,6 +234,34 @@ START_TEST(threshold_is_adjustable) {
 
 END_TEST
 
+/// Below the default map threshold (64 MiB) big blocks are heap spans: a
+/// freed one stays resident and the next block takes its pages (no page
+/// faults), reported not zeroed; what is left stays resident and free.
+START_TEST(big_heap_blocks_reuse_resident_pages) {
+  rs::g_map_threshold = 64 * kMiB;
+  bool zeroed = false;
+  char* a = static_cast<char*>(must_allocate(20 * kMiB, kPageSize, &zeroed));
+  ck_assert(span_of(a)->state == SpanState::kLarge);
+  memset(a, 0x11, 20 * kMiB);
+  rs::large_free(span_of(a), a);
+  rs::PageHeapStats st = g_page_heap.stats();
+  ck_assert_uint_ge(st.free_bytes - st.released_bytes, 20 * kMiB);
+  zeroed = true;
+  char* b = static_cast<char*>(must_allocate(12 * kMiB, kPageSize, &zeroed));
+  ck_assert_msg(b >= a && b + 12 * kMiB <= a + 20 * kMiB,
+                "12 MiB block at %p, not in the freed 20 MiB at %p", b, a);
+  ck_assert(!zeroed);
+  ck_assert_uint_eq(static_cast<unsigned char>(b[0]), 0x11);
+  ck_assert_uint_eq(static_cast<unsigned char>(b[12 * kMiB - 1]), 0x11);
+  rs::PageHeapStats after = g_page_heap.stats();
+  ck_assert_uint_eq(after.heap_mapped_bytes, st.heap_mapped_bytes);
+  ck_assert_uint_eq(after.released_bytes, st.released_bytes);
+  ck_assert_uint_eq(after.mapped_large_count, 0);
+  rs::large_free(span_of(b), b);
+}
+
+END_TEST
+
 START_TEST(alignment) {
   static const struct {
     size_t n, align;
@@ -303,6 +331,45 @@ START_TEST(heap_span_resize) {
   ck_assert_ptr_null(rs::large_resize_in_place(s, p, 64 * kMiB));
   ck_assert(s->state == SpanState::kLarge);
   rs::large_free(s, p);
+}
+
+END_TEST
+
+/// A heap span grows in place into the free pages right after it, keeping
+/// its content, when they suffice; not past the map threshold.
+START_TEST(heap_span_grows_into_free_neighbour) {
+  rs::g_map_threshold = 64 * kMiB;
+  bool zeroed;
+  // 8 MiB of free resident pages; spans are cut from the top of a free
+  // span: b lies right below a.
+  char* room = static_cast<char*>(must_allocate(8 * kMiB, kPageSize, &zeroed));
+  memset(room, 1, 8 * kMiB);
+  rs::large_free(span_of(room), room);
+  char* a = static_cast<char*>(must_allocate(2 * kMiB, kPageSize, &zeroed));
+  char* b = static_cast<char*>(must_allocate(kMiB, kPageSize, &zeroed));
+  ck_assert_ptr_eq(b + kMiB, a);
+  fill(b, kMiB, 7);
+  memset(a, 0x3c, 2 * kMiB);
+  rs::large_free(span_of(a), a);
+  rs::PageHeapStats before = g_page_heap.stats();
+  Span* s = span_of(b);
+  ck_assert_ptr_eq(rs::large_resize_in_place(s, b, 2 * kMiB + 100), b);
+  ck_assert_uint_eq(rs::large_usable_size(s), 2 * kMiB + kPageSize);
+  ck_assert_uint_eq(mismatches(b, kMiB, 7), 0);
+  ck_assert_ptr_eq(g_page_map.span_of(b + 2 * kMiB + 100), s);
+  ck_assert(span_of(b + 2 * kMiB + kPageSize)->state == SpanState::kFree);
+  memset(b + kMiB, 0x44, kMiB + kPageSize);
+  rs::PageHeapStats after = g_page_heap.stats();
+  ck_assert_uint_eq(after.large_bytes - before.large_bytes, kMiB + kPageSize);
+  ck_assert_uint_eq(before.free_bytes - after.free_bytes, kMiB + kPageSize);
+  ck_assert_uint_eq(after.heap_mapped_bytes, before.heap_mapped_bytes);
+  // Not past the free pages there, nor to the map threshold.
+  ck_assert_ptr_null(rs::large_resize_in_place(s, b, 40 * kMiB));
+  ck_assert_ptr_null(rs::large_resize_in_place(s, b, 64 * kMiB));
+  ck_assert_uint_eq(rs::large_usable_size(s), 2 * kMiB + kPageSize);
+  rs::large_free(s, b);
+  rs::PageHeapStats end = g_page_heap.stats();
+  ck_assert_uint_eq(end.large_bytes, before.large_bytes - kMiB);
 }
 
 END_TEST
@@ -471,6 +538,7 @@ int main(void) {
   tcase_add_test(tc, freed_mappings_are_reused);
   tcase_add_test(tc, cached_mapping_tail_is_reused);
   tcase_add_test(tc, threshold_is_adjustable);
+  tcase_add_test(tc, big_heap_blocks_reuse_resident_pages);
   tcase_add_test(tc, alignment);
   tcase_add_test(tc, impossible_sizes_return_null);
   suite_add_tcase(s, tc);
@@ -478,6 +546,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, nullptr);
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, heap_span_resize);
+  tcase_add_test(tc, heap_span_grows_into_free_neighbour);
   tcase_add_test(tc, mapped_grow_keeps_content);
   tcase_add_test(tc, mapped_grow_moves_when_blocked);
   tcase_add_test(tc, mapped_shrink);

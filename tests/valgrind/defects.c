@@ -94,7 +94,9 @@ static char* block(const char* kind, size_t small_n, size_t* n) {
     return malloc(*n);
   }
   if (strcmp(kind, "mapped") == 0) {
-    *n = (40 << 20) + 100; /* not a page multiple: an overrun stays mapped */
+    /* Above the 64 MiB map threshold; not a page multiple: an overrun
+     * stays mapped. */
+    *n = (80 << 20) + 100;
     return malloc(*n);
   }
   if (strcmp(kind, "aligned") == 0) {

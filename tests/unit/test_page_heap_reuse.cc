@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+// Unit tests of how the page heap (lib/page_heap.h) reuses resident free
+// pages: free spans are wholly resident or wholly released and do not
+// merge across that line, resident pages are handed out before released
+// ones, a block may span a resident and a released free span (only the
+// released part is zero, and the counters stay exact), and a trim returns
+// only what is over the pages it keeps.
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../check_main.h"
+#include "page_heap.h"
+#include "page_map.h"
+#include "settings.h"
+
+namespace {
+
+using rs::g_page_heap;
+using rs::g_page_map;
+using rs::kPageSize;
+using rs::PageHeapStats;
+using rs::Span;
+using rs::SpanState;
+
+void setup() {
+  rs::g_config = rs::Config{};
+  rs::g_config.decay_ms = 3600 * 1000;  // no release unless a test asks
+  // Releases in whole huge pages would change the counts below.
+  rs::g_config.thp = rs::ThpSetting::kNever;
+}
+
+Span* must_allocate(size_t n, bool* zeroed = nullptr) {
+  Span* s = g_page_heap.allocate(n, SpanState::kLarge, 0, 1, zeroed);
+  ck_assert_msg(s != nullptr, "allocate(%zu pages) failed", n);
+  return s;
+}
+
+unsigned char* span_ptr(const Span* s) {
+  return reinterpret_cast<unsigned char*>(s->start());
+}
+
+bool all_bytes(const void* p, size_t n, unsigned char v) {
+  const unsigned char* c = static_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; i++) {
+    if (c[i] != v)
+      return false;
+  }
+  return true;
+}
+
+/// The free span holding page `page`.
+Span* free_span_at(uintptr_t page) {
+  Span* s = g_page_map.span_at(page);
+  if (s == nullptr || s->state != SpanState::kFree)
+    ck_abort_msg("page %#lx is not in a free span",
+                 static_cast<unsigned long>(page));
+  return s;
+}
+
+size_t resident_free(const PageHeapStats& st) {
+  return st.free_bytes - st.released_bytes;
+}
+
+}  // namespace
+
+// Two freed 16-page blocks, one released since: the next 16-page request
+// takes the resident one (no page faults), whatever the list order.
+START_TEST(resident_pages_are_reused_first) {
+  Span* g0 = must_allocate(1);
+  Span* a = must_allocate(16);
+  Span* g1 = must_allocate(1);
+  Span* b = must_allocate(16);
+  Span* g2 = must_allocate(1);
+  unsigned char* a_ptr = span_ptr(a);
+  unsigned char* b_ptr = span_ptr(b);
+  memset(a_ptr, 0xab, 16 * kPageSize);
+  memset(b_ptr, 0xcd, 16 * kPageSize);
+  g_page_heap.free(a);
+  ck_assert_uint_ge(g_page_heap.release(0), 16 * kPageSize);
+  g_page_heap.free(b);
+  ck_assert_uint_eq(resident_free(g_page_heap.stats()), 16 * kPageSize);
+  bool zeroed = true;
+  Span* c = must_allocate(16, &zeroed);
+  ck_assert_ptr_eq(span_ptr(c), b_ptr);
+  ck_assert(!zeroed);
+  ck_assert(all_bytes(b_ptr, 16 * kPageSize, 0xcd));
+  ck_assert_uint_eq(resident_free(g_page_heap.stats()), 0);
+  // And the released one next: it reads as zeros and says so.
+  Span* d = must_allocate(16, &zeroed);
+  ck_assert_ptr_eq(span_ptr(d), a_ptr);
+  ck_assert(zeroed);
+  ck_assert(all_bytes(a_ptr, 16 * kPageSize, 0));
+  Span* all[] = {c, d, g0, g1, g2};
+  for (Span* s : all)
+    g_page_heap.free(s);
+}
+
+END_TEST
+
+// A resident 8-page span next to a released one does not merge with it; a
+// 16-page request takes both (no new address space), is not reported
+// zeroed, finds the released half zero and the resident half as it was,
+// and the released-bytes counter falls by exactly the released half.
+START_TEST(block_over_resident_and_released_spans) {
+  Span* g0 = must_allocate(1);
+  Span* a = must_allocate(8);
+  Span* b = must_allocate(8);
+  Span* g1 = must_allocate(1);
+  // Spans are cut from the top of the free space: b lies right below a.
+  ck_assert_uint_eq(b->first_page + 8, a->first_page);
+  unsigned char* a_ptr = span_ptr(a);
+  unsigned char* b_ptr = span_ptr(b);
+  memset(a_ptr, 0xab, 8 * kPageSize);
+  memset(b_ptr, 0xcd, 8 * kPageSize);
+  uintptr_t a_first = a->first_page, b_first = b->first_page;
+  g_page_heap.free(b);
+  g_page_heap.release(0);  // b's pages go back
+  g_page_heap.free(a);     // a's stay
+  Span* fa = free_span_at(a_first);
+  ck_assert_uint_eq(fa->first_page, a_first);  // not merged with b
+  ck_assert_uint_eq(fa->num_pages, 8);
+  ck_assert_uint_eq(fa->released_pages, 0);
+  Span* fb = free_span_at(b_first);
+  ck_assert_uint_eq(fb->released_pages, fb->num_pages);
+  PageHeapStats before = g_page_heap.stats();
+  ck_assert_uint_eq(resident_free(before), 8 * kPageSize);
+  bool zeroed = true;
+  Span* c = must_allocate(16, &zeroed);
+  ck_assert_uint_eq(c->first_page, b_first);
+  ck_assert(!zeroed);
+  ck_assert(all_bytes(b_ptr, 8 * kPageSize, 0));
+  ck_assert(all_bytes(a_ptr, 8 * kPageSize, 0xab));
+  for (uintptr_t p = b_first; p < b_first + 16; p++)
+    ck_assert_ptr_eq(g_page_map.span_at(p), c);
+  PageHeapStats after = g_page_heap.stats();
+  ck_assert_uint_eq(after.heap_mapped_bytes, before.heap_mapped_bytes);
+  ck_assert_uint_eq(before.released_bytes - after.released_bytes,
+                    8 * kPageSize);
+  ck_assert_uint_eq(resident_free(after), 0);
+  ck_assert_uint_eq(after.free_bytes + after.large_bytes,
+                    before.free_bytes + before.large_bytes);
+  // Freed, it is resident as a whole: all 16 pages merge into one span.
+  g_page_heap.free(c);
+  Span* f = free_span_at(b_first);
+  ck_assert_uint_eq(f->first_page, b_first);
+  ck_assert_uint_eq(f->num_pages, 16);
+  ck_assert_uint_eq(f->released_pages, 0);
+  g_page_heap.free(g0);
+  g_page_heap.free(g1);
+}
+
+END_TEST
+
+// trim(keep) returns only the pages over keep, from the end of a span;
+// the rest stays resident and intact.
+START_TEST(trim_releases_only_what_is_over) {
+  Span* g0 = must_allocate(1);
+  Span* a = must_allocate(64);
+  Span* g1 = must_allocate(1);
+  unsigned char* p = span_ptr(a);
+  memset(p, 0x5c, 64 * kPageSize);
+  g_page_heap.free(a);
+  PageHeapStats st = g_page_heap.stats();
+  ck_assert_uint_eq(resident_free(st), 64 * kPageSize);
+  ck_assert_uint_eq(g_page_heap.trim(16 * kPageSize), 48 * kPageSize);
+  st = g_page_heap.stats();
+  ck_assert_uint_eq(resident_free(st), 16 * kPageSize);
+  ck_assert(all_bytes(p, 16 * kPageSize, 0x5c));
+  ck_assert(all_bytes(p + 16 * kPageSize, 48 * kPageSize, 0));
+  ck_assert_uint_eq(g_page_heap.trim(16 * kPageSize), 0);
+  // A request for all 64 pages is one block again, not reported zeroed.
+  bool zeroed = true;
+  Span* again = must_allocate(64, &zeroed);
+  ck_assert_ptr_eq(span_ptr(again), p);
+  ck_assert(!zeroed);
+  g_page_heap.free(again);
+  g_page_heap.free(g0);
+  g_page_heap.free(g1);
+}
+
+END_TEST
+
+// A big block freed just after a decay-time window ended stays resident:
+// the slack covers the large-span peak of the window before, even with
+// no minimum slack (M_TRIM_THRESHOLD 0).
+START_TEST(large_peak_of_the_window_before_is_kept) {
+  rs::g_config.decay_ms = 1000;
+  g_page_heap.set_min_slack(0);
+  Span* g0 = must_allocate(1);
+  Span* a = must_allocate(1024);  // 8 MiB; this window's large peak
+  memset(span_ptr(a), 0x77, a->bytes());
+  usleep(1100 * 1000);  // the window ends (the next starts within 1 s)
+  g_page_heap.free(a);
+  ck_assert_uint_eq(resident_free(g_page_heap.stats()), 1024 * kPageSize);
+  g_page_heap.free(g0);
+}
+
+END_TEST
+
+int main(void) {
+  Suite* s = suite_create("page_heap_reuse");
+  TCase* tc = tcase_create("reuse");
+  tcase_add_checked_fixture(tc, setup, nullptr);
+  tcase_add_test(tc, resident_pages_are_reused_first);
+  tcase_add_test(tc, block_over_resident_and_released_spans);
+  tcase_add_test(tc, trim_releases_only_what_is_over);
+  tcase_add_test(tc, large_peak_of_the_window_before_is_kept);
+  suite_add_tcase(s, tc);
+  return rs_check_run(s, "test_page_heap_reuse");
+}
