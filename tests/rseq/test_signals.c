@@ -278,12 +278,6 @@ static int storm_did_enough(void* arg) {
 /* Runs the storm; the process-wide timer when interval_us > 0, else one
  * timer per worker at thread_us. */
 static void storm(const char* name, long interval_us, long thread_us) {
-  /* Under an emulator delivering one signal can take longer than 30 us:
-   * with timers that fast a worker would do nothing but run handlers. */
-  if (rs_on_emulator()) {
-    interval_us *= 10;
-    thread_us *= 10;
-  }
   const char* mode = rsmalloc_cache_mode();
   int rseq = mode_is_rseq();
   g_signals = g_handler_mallocs = g_in_section = 0;
