@@ -19,8 +19,8 @@
 //    store undoes) or the restarted header, never a mix. No acquire load or
 //    barrier is needed; docs/rseq.md gives the whole argument.
 // Branches to the out-of-line miss stubs and to asm goto labels (which GCC
-// may move to .text.unlikely) are b.cond (+-1 MiB), never tbnz/cbz
-// (+-32 KiB).
+// may move to .text.unlikely) are b.cond (+-1 MiB), never tbz/tbnz
+// (+-32 KiB): the cpu_id sign test is cmp + b.lt.
 #ifndef RS_RSEQ_CRITICAL_AARCH64_H_
 #define RS_RSEQ_CRITICAL_AARCH64_H_
 
