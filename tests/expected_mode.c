@@ -36,7 +36,8 @@ static int env_is(const char* name, const char* value) {
   return v != NULL && strcmp(v, value) == 0;
 }
 
-/* 1 when GLIBC_TUNABLES sets glibc.pthread.rseq=0 (asked on x86-64 only). */
+/* 1 when GLIBC_TUNABLES sets glibc.pthread.rseq=0 (asked on x86-64 and aarch64
+ * only). */
 __attribute__((unused)) static int rseq_tunable_off(void) {
   const char* t = getenv("GLIBC_TUNABLES");
   if (t == NULL)
@@ -54,8 +55,8 @@ static const char* expected(void) {
     return "disabled";
   if (env_is("RSMALLOC_RSEQ", "0"))
     return "fallback: RSMALLOC_RSEQ=0";
-#if !defined(__x86_64__)
-  fprintf(stderr, "expected_mode: not x86-64\n");
+#if !defined(__x86_64__) && !defined(__aarch64__)
+  fprintf(stderr, "expected_mode: no rseq sections for this architecture\n");
   return "fallback";
 #else
   if (rs_on_valgrind()) {

@@ -1543,8 +1543,8 @@ START_TEST(ext_cache_mode) {
    * self-contained): __rseq_size is what glibc registered (0: none, as
    * with glibc.pthread.rseq=0 or valgrind), AT_RSEQ_FEATURE_SIZE (27)
    * whether the kernel fills mm_cid (bytes 24-27), and membarrier's
-   * query (syscall 324, command 0) must offer PRIVATE_EXPEDITED_RSEQ
-   * (1 << 7). */
+   * query (syscall 324 on x86-64, 283 on arm64, command 0) must offer
+   * PRIVATE_EXPEDITED_RSEQ (1 << 7). */
   extern const unsigned int __rseq_size __attribute__((weak));
   extern unsigned long getauxval(unsigned long type);
   const char* disable = getenv("RSMALLOC_DISABLE");
@@ -1556,8 +1556,12 @@ START_TEST(ext_cache_mode) {
   } else if (rseq != NULL && strcmp(rseq, "0") == 0) {
     want = "fallback: RSMALLOC_RSEQ=0";
   } else {
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__aarch64__)
+#  if defined(__x86_64__)
     long cmds = syscall(324, 0, 0, 0);
+#  else
+    long cmds = syscall(283, 0, 0, 0);
+#  endif
     const char* preload = getenv("LD_PRELOAD");
     if (&__rseq_size == NULL || __rseq_size == 0)
       why = "glibc registered no rseq area";
@@ -1570,8 +1574,8 @@ START_TEST(ext_cache_mode) {
     else if (getauxval(27) >= 28)
       want = "rseq/mm_cid";
 #else
-    (void)&__rseq_size; /* used on x86-64 only */
-    why = "not x86-64";
+    (void)&__rseq_size; /* used on x86-64 and aarch64 only */
+    why = "no rseq sections for this architecture";
 #endif
     if (why[0] != '\0')
       want = "fallback";

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // rseq layer: the four restartable critical sections on a CPU's cache
-// region, in x86-64 inline asm. docs/rseq.md explains them; the rules:
+// region, in x86-64 inline asm (AArch64: critical_aarch64.h). docs/rseq.md
+// explains them; the rules:
 //  - the descriptor sits in __rseq_cs (32-byte aligned) with a pointer to
 //    it in __rseq_cs_ptr_array;
 //  - the abort handler is preceded by RSEQ_SIG and lives in its own section,
@@ -273,7 +274,11 @@ RS_FAST_PATH size_t push_batch(const Where& w,
 
 }  // namespace rs::rseq
 
-#else  // !__x86_64__: no sections; rseq::probe() reports rseq unusable.
+#elif defined(__aarch64__)
+
+#  include "rseq/critical_aarch64.h"
+
+#else  // neither: no sections; rseq::probe() reports rseq unusable.
 
 namespace rs::rseq {
 
@@ -301,6 +306,6 @@ RS_FAST_PATH size_t push_batch(const Where&, size_t, void* const*, size_t) {
 
 }  // namespace rs::rseq
 
-#endif  // __x86_64__
+#endif  // __x86_64__, __aarch64__
 
 #endif  // RS_RSEQ_CRITICAL_H_

@@ -53,7 +53,7 @@ uint32_t thread_index(long area_offset, Index index) {
 
 Support probe() {
   Support s = {false, Index::kCpuId, 0, nullptr};
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__aarch64__)
   if (&__rseq_size == nullptr || &__rseq_offset == nullptr) {
     s.reason = "glibc has no rseq support (older than 2.35)";
     return s;
@@ -75,7 +75,7 @@ Support probe() {
   s.index = feature_size >= kMmCidOffset + 4 ? Index::kMmCid : Index::kCpuId;
   s.usable = true;
 #else
-  s.reason = "rseq critical sections are written for x86-64 only";
+  s.reason = "rseq critical sections are written for x86-64 and aarch64 only";
 #endif
   return s;
 }

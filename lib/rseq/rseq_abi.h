@@ -14,8 +14,13 @@ inline constexpr long kCpuIdOffset = 4;   // s32 cpu_id (< 0: none)
 inline constexpr long kRseqCsOffset = 8;  // u64 rseq_cs: ours to write
 inline constexpr long kMmCidOffset = 24;  // u32 mm_cid (Linux 6.3+)
 
-/// Signature before every abort handler; glibc's RSEQ_SIG for x86.
+/// Signature before every abort handler: glibc's RSEQ_SIG (x86: 0x53053053;
+/// arm64: the encoding of brk #0x45e0, read as a little-endian word).
+#if defined(__aarch64__)
+inline constexpr uint32_t kRseqSig = 0xd428bc00;
+#else
 inline constexpr uint32_t kRseqSig = 0x53053053;
+#endif
 
 /// How the per-CPU caches are indexed.
 enum class Index : uint8_t { kMmCid, kCpuId };

@@ -490,6 +490,14 @@ void account(RunResult* res) {
 
 /// Runs cfg against a fresh CpuCache and checks conservation; fails the
 /// current Check test on any lost or duplicated object.
+/// Whether the flipper, the drainer and the signal timer did what the
+/// tests' liveness checks ask of them (emulator runs wait for it).
+bool helpers_ran(const RunConfig& cfg) {
+  return (!cfg.flip_affinity || g_flips > at_least(10)) &&
+         (!cfg.drainer || g_drains > at_least(5)) &&
+         (cfg.signal_us == 0 || g_signals > at_least(100));
+}
+
 void run(const RunConfig& cfg, RunResult* res) {
   memset(res, 0, sizeof(*res));
   reset_world();
@@ -541,6 +549,13 @@ void run(const RunConfig& cfg, RunResult* res) {
   }
 
   sleep_us(cfg.millis * 1000);
+  // Under an emulator (tests/system-aarch64.sh) a helper thread may get no
+  // CPU time at all in cfg.millis: run on, up to 10 times as long, until
+  // each helper has done what the liveness checks ask (at_least).
+  for (long waited = 0;
+       rs_on_emulator() && waited < 10 * cfg.millis && !helpers_ran(cfg);
+       waited += 10)
+    sleep_us(10000);
   g_stop = true;
 
   if (cfg.signal_us > 0) {
