@@ -82,7 +82,7 @@ bool TransferCache::insert(void* const* objs, int n) {
       return false;
     }
     __atomic_store_n(&misses_, misses - 1, __ATOMIC_RELAXED);
-    capacity_ = used + k;
+    __atomic_store_n(&capacity_, used + k, __ATOMIC_RELAXED);
   }
   memcpy(&slots_[used], objs, static_cast<size_t>(k) * sizeof(void*));
   __atomic_store_n(&used_, used + k, __ATOMIC_RELAXED);
@@ -140,7 +140,7 @@ size_t TransferCache::flush(bool shrink) {
     // Shrink only once it is empty: inserts that come meanwhile must
     // never find more objects than its capacity.
     if (shrink && used_ == 0) {
-      capacity_ = base_;
+      __atomic_store_n(&capacity_, base_, __ATOMIC_RELAXED);
       __atomic_store_n(&misses_, 0u, __ATOMIC_RELAXED);
       shrink = false;
     }
@@ -154,7 +154,8 @@ size_t TransferCache::flush(bool shrink) {
 }
 
 size_t TransferCache::flush_if_idle() {
-  if (count() == 0 && capacity_ == base_)
+  // An unlocked look (atomic: inserts change capacity_ under the lock).
+  if (count() == 0 && capacity() == base_)
     return 0;
   {
     LockGuard guard(lock_);

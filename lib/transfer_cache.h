@@ -93,7 +93,9 @@ class TransferCache {
   size_t count() const { return __atomic_load_n(&used_, __ATOMIC_RELAXED); }
 
   /// Objects it may hold now (between the base and the max).
-  size_t capacity() const { return capacity_; }
+  size_t capacity() const {
+    return __atomic_load_n(&capacity_, __ATOMIC_RELAXED);
+  }
 
   /// Bytes mapped for its array.
   size_t mapped_bytes() const { return slots_ != nullptr ? array_bytes() : 0; }
