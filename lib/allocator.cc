@@ -299,6 +299,16 @@ bool small_block_is_free(void* p, size_t cls, const char* what) {
          g_cpu_cache.holds(cls, p);
 }
 
+/// Whether p starts one of the slots of span, a small span of class cls
+/// (0: none), the tail past its last slot excluded.
+bool starts_slot(const Span* span, const void* p, size_t cls) {
+  if (cls == 0)
+    return false;
+  uintptr_t off = addr(p) - span->start();
+  size_t index = class_divide(cls, off);
+  return index * class_size(cls) == off && index < class_info(cls).objects;
+}
+
 /// For realloc and malloc_usable_size of a small block: aborts naming
 /// `what` when p is not the start of an object, or is free already.
 void check_small_block(void* p, size_t cls, const char* what) {
@@ -385,11 +395,7 @@ void strict_free(void* p, size_t cls, const char* what) {
 /// released only when every block on it is free). False sends the free
 /// to the locked check.
 bool strict_slot(const Span* span, const void* p, size_t cls) {
-  if (cls == 0)
-    return false;
-  uintptr_t off = addr(p) - span->start();
-  size_t index = class_divide(cls, off);
-  return index * class_size(cls) == off && index < class_info(cls).objects &&
+  return starts_slot(span, p, cls) &&
          addr(p) < __atomic_load_n(&span->bump, __ATOMIC_RELAXED) &&
          __atomic_load_n(&span->released_mask, __ATOMIC_RELAXED) == 0;
 }
@@ -623,10 +629,7 @@ bool owns(const void* p) {
   SpanState state = static_cast<SpanState>(__atomic_load_n(
       reinterpret_cast<const uint8_t*>(&span->state), __ATOMIC_RELAXED));
   if (state == SpanState::kSmall) {
-    size_t cls = g_page_map.class_of(p);
-    size_t off = addr(p) - span->start();
-    return cls != 0 && class_divide(cls, off) * class_size(cls) == off &&
-           class_divide(cls, off) < class_info(cls).objects;
+    return starts_slot(span, p, g_page_map.class_of(p));
   }
   return (state == SpanState::kLarge || state == SpanState::kMapped) &&
          large_block_start(span) == addr(p);

@@ -33,16 +33,6 @@ namespace {
 /// What the bytes between a block's page start and the block hold.
 constexpr unsigned char kHeadFill = 0xdb;
 
-size_t sys_page() {
-  static size_t size = 0;  // racy first reads all store the same value
-  size_t s = __atomic_load_n(&size, __ATOMIC_RELAXED);
-  if (s == 0) {
-    s = os::system_page_size();
-    __atomic_store_n(&size, s, __ATOMIC_RELAXED);
-  }
-  return s;
-}
-
 /// Freed guarded blocks, inaccessible and without memory (their pages given
 /// back), held back oldest first so their addresses are not handed out
 /// again soon: a stale access faults and a double free is named. Bounded
@@ -139,7 +129,7 @@ FreedBlocks g_freed;
 /// `align` (a power of two, at least the system page); nullptr when the
 /// OS refuses even after unmapping what rsmalloc holds back.
 void* map_for(size_t bytes, size_t lead, size_t align) {
-  size_t extra = align > sys_page() ? align - sys_page() : 0;
+  size_t extra = align - os::system_page_size();  // align >= system page
   if (bytes + extra < bytes)
     return nullptr;
   void* raw = os::map(bytes + extra);
@@ -161,7 +151,7 @@ void* map_for(size_t bytes, size_t lead, size_t align) {
 }  // namespace
 
 void* guarded_allocate(size_t n, size_t align) {
-  size_t sys = sys_page();
+  size_t sys = os::system_page_size();
   if (align < kMinAlign)
     align = kMinAlign;
   size_t grain = align < sys ? align : sys;
@@ -201,7 +191,7 @@ void guarded_free(Span* span, void* p) {
   uintptr_t end = static_cast<uintptr_t>(span->guarded_end);
   if (addr(p) != start)
     fatal_pointer("free", p);
-  size_t sys = sys_page();
+  size_t sys = os::system_page_size();
   uintptr_t front = start & ~(sys - 1);
   for (uintptr_t b = front; b < start; b++) {
     if (*ptr_at<unsigned char>(b) != kHeadFill)
