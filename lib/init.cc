@@ -65,6 +65,7 @@ bool g_page_too_big = false;
 /// load_config(), then the disable that large system pages force.
 bool read_settings() {
   bool read = load_config();
+  g_page_too_big = os::system_page_size() > kPageSize;
   if (g_page_too_big)
     g_config.disable = true;
   return read;
@@ -191,9 +192,6 @@ RS_SLOW_PATH void init() {
     g_cpu_cache.set_word(g_free_mark);
     set_free_mark(g_free_mark);
     set_system_page_size(os::system_page_size());
-    g_page_too_big = os::system_page_size() > kPageSize;
-    if (g_page_too_big)
-      g_config.disable = true;
     for (size_t c = 1; c < kNumClasses; c++) {
       g_central[c].init(static_cast<uint8_t>(c));
       g_transfer[c].init(static_cast<uint8_t>(c));
