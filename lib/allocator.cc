@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Facade: the slow paths of allocation and free, calloc, alignment,
-// realloc, usable sizes, ownership and malloc_trim, with valgrind's
-// annotations. Joins the per-CPU caches with the central lists.
+// realloc, usable sizes, ownership, malloc_trim and M_PERTURB. Joins the
+// per-CPU caches with the central lists; strict mode, valgrind's paths and
+// free's confirmations have files of their own (allocator_internal.h).
 #include "allocator.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "allocator_internal.h"
 #include "central_list.h"
 #include "glibc.h"
 #include "guarded.h"
@@ -23,7 +25,9 @@ namespace rs {
 
 rseq::CpuCache g_cpu_cache;
 uintptr_t g_free_mark;
-bool g_harden = false;
+
+/// mallopt(M_PERTURB) or MALLOC_PERTURB_ (allocator_internal.h).
+int g_perturb = 0;
 
 namespace {
 
@@ -31,12 +35,6 @@ void* fail_enomem() {
   errno = ENOMEM;
   return nullptr;
 }
-
-/// mallopt(M_PERTURB) or MALLOC_PERTURB_: 0 off; else new blocks are filled
-/// with the complement of its low byte and freed ones with the byte, as
-/// glibc does (calloc excepted). While it is on, the CPU caches' inline
-/// fast path is off, so every malloc and free comes through here.
-int g_perturb = 0;
 
 /// M_PERTURB: a new block's first n bytes.
 void perturb_new(void* p, size_t n) {
@@ -51,51 +49,6 @@ void perturb_free(void* p, size_t size) {
   int byte = __atomic_load_n(&g_perturb, __ATOMIC_RELAXED);
   if (byte != 0)
     memset(p, byte & 0xff, size);
-}
-
-// Strict mode (RSMALLOC_HARDEN=1). Small blocks end in an 8-byte canary
-// that malloc_usable_size does not count; a freed small block is filled
-// with kFreeFill (its second word keeps the free mark) and waits in the
-// quarantine (vg::g_quarantine, shared with valgrind's) before reuse, and
-// leaves it only if the fill is intact. The inline fast path is off, so
-// every call comes through here.
-
-/// Bytes at the end of a small block that hold its canary in strict mode.
-constexpr size_t kCanaryBytes = 8;
-
-/// What a freed block holds in strict mode.
-constexpr unsigned char kFreeFill = 0xdf;
-
-/// A small block's canary: its address mixed with the free mark.
-uintptr_t canary_of(const void* p) {
-  return (addr(p) * 0x9e3779b97f4a7c15u) ^ g_free_mark;
-}
-
-uintptr_t* canary_word(void* p, size_t cls) {
-  return ptr_at<uintptr_t>(addr(p) + class_size(cls) - kCanaryBytes);
-}
-
-/// The bytes of a block of class cls that are the program's (what
-/// malloc_usable_size says and misuse reports name).
-size_t block_bytes(size_t cls) {
-  return class_size(cls) - (RS_UNLIKELY(g_harden) ? kCanaryBytes : 0);
-}
-
-/// Whether a request of n bytes is served from a size class, and the
-/// bytes it takes there: n, and in strict mode its canary too.
-bool small_request(size_t n, size_t* need) {
-  *need = RS_UNLIKELY(g_harden) ? n + kCanaryBytes : n;
-  return *need <= kMaxSmallSize && *need >= n;
-}
-
-/// Strict mode: writes the canary of a new block p (small blocks only).
-void* with_canary(void* p) {
-  if (RS_UNLIKELY(g_harden) && p != nullptr) {
-    size_t cls = g_page_map.class_of(p);
-    if (cls != 0)
-      *canary_word(p, cls) = canary_of(p);
-  }
-  return p;
 }
 
 /// An object of class cls, from the cache or its slow path, its free mark
@@ -144,17 +97,6 @@ void* allocate_large(size_t n, size_t align, bool* zeroed) {
   return p != nullptr ? p : fail_enomem();
 }
 
-/// malloc after start-up, without valgrind annotations.
-void* raw_allocate(size_t n) {
-  if (RS_UNLIKELY(g_disabled))
-    return __libc_malloc(n);
-  size_t need;
-  if (small_request(n, &need))
-    return with_canary(allocate_class(size_class_of(need)));
-  bool zeroed;
-  return allocate_large(n, kMinAlign, &zeroed);
-}
-
 void* raw_allocate_aligned(size_t align, size_t n) {
   if (g_disabled)
     return __libc_memalign(align, n);
@@ -180,8 +122,28 @@ void check_not_held(const void* p, const char* what) {
   guarded_check_freed(p, what);
 }
 
-/// The span of a large allocation starting at p; aborts naming `what` when
-/// p is inside our memory but not such a start. nullptr for foreign p.
+/// Frees our large block p of span (not under valgrind).
+void free_large(Span* span, void* p) {
+  // Blocks with their own mapping go back to the OS: glibc leaves those
+  // alone too.
+  if (RS_UNLIKELY(g_perturb != 0) && span->start() == addr(p) &&
+      span->state == SpanState::kLarge)
+    perturb_free(p, large_usable_size(span));
+  large_free(span, p);  // checks that p starts a live large block
+}
+
+}  // namespace
+
+void* raw_allocate(size_t n) {
+  if (RS_UNLIKELY(g_disabled))
+    return __libc_malloc(n);
+  size_t need;
+  if (small_request(n, &need))
+    return with_canary(allocate_class(size_class_of(need)));
+  bool zeroed;
+  return allocate_large(n, kMinAlign, &zeroed);
+}
+
 Span* large_span(const void* p, const char* what) {
   Span* span = g_page_map.span_of(p);
   if (span == nullptr)
@@ -193,141 +155,6 @@ Span* large_span(const void* p, const char* what) {
   return span;
 }
 
-/// Usable bytes of our block p (small or large).
-size_t raw_usable_size(size_t cls, const Span* span) {
-  return cls != 0 ? class_size(cls) : large_usable_size(span);
-}
-
-/// Under valgrind: tells memcheck about a new block of n requested bytes.
-void* vg_new(void* p, size_t n, bool zeroed) {
-  if (p == nullptr || g_disabled)
-    return p;  // glibc's blocks are memcheck's own business
-  size_t cls = g_page_map.class_of(p);
-  size_t usable =
-      raw_usable_size(cls, cls != 0 ? nullptr : g_page_map.span_of(p));
-  if (kFreeChecks && cls != 0) {
-    // Clear the free mark while the block is still ours; malloclike then
-    // gives every byte its state (past n: unaddressable).
-    vg::make_undefined(mark_word(p), sizeof(uintptr_t));
-    *mark_word(p) = 0;
-  }
-  vg::g_sizes.put(p, n);
-  vg::malloclike(p, n, usable, zeroed);
-  return p;
-}
-
-/// Under valgrind: the block p (ours) is being freed. False when memcheck
-/// did not know it as a live block (a double or invalid free, which it has
-/// just reported): it must not be freed again.
-bool vg_free(void* p) {
-  bool live = vg::g_sizes.erase(p);
-  vg::freelike(p);
-  return live;
-}
-
-/// Frees p (ours; under valgrind already told to memcheck) for reuse.
-void raw_free(void* p) {
-  size_t cls = g_page_map.class_of(p);
-  if (cls != 0) {
-    g_cpu_cache.push_slow(cls, p);
-  } else {
-    large_free(g_page_map.span_of(p), p);
-  }
-}
-
-/// Frees up to 32 of the oldest quarantined blocks (all of them when
-/// `all`, else those beyond its budget); returns how many.
-size_t vg_drain_quarantine(bool all) {
-  void* out[32];
-  size_t n = vg::g_quarantine.take(out, 32, all);
-  for (size_t i = 0; i < n; i++)
-    raw_free(out[i]);
-  return n;
-}
-
-/// Under valgrind: frees p after its time in the quarantine.
-void vg_release(void* p) {
-  size_t cls = g_page_map.class_of(p);
-  Span* span = cls != 0 ? nullptr : g_page_map.span_of(p);
-  if (!vg::g_quarantine.put(p, raw_usable_size(cls, span),
-                            static_cast<uint8_t>(cls)))
-    raw_free(p);
-  while (vg_drain_quarantine(false) > 0) {
-  }
-}
-
-/// realloc under valgrind: in place only within the same small object,
-/// told to memcheck; otherwise a new block, a copy of what memcheck
-/// considers defined, and a free.
-void* vg_reallocate(void* p, size_t n) {
-  size_t cls = g_page_map.class_of(p);
-  Span* span = cls != 0 ? nullptr : large_span(p, "realloc");
-  if (cls == 0 && span == nullptr)
-    return __libc_realloc(p, n);
-  size_t usable = raw_usable_size(cls, span);
-  size_t old_n = vg::g_sizes.get(p, usable);
-  if (cls != 0 && n <= usable && n >= usable / 2) {
-    vg::resize_in_place(p, old_n, n);
-    vg::g_sizes.put(p, n);
-    return p;
-  }
-  void* q = vg_new(raw_allocate(n), n, false);
-  if (q == nullptr)
-    return nullptr;
-  memcpy(q, p, n < old_n ? n : old_n);
-  if (vg_free(p))
-    vg_release(p);
-  return q;
-}
-
-/// Whether p, a small block of class cls that carries the free mark, is
-/// free: in some CPU cache, in its class's transfer cache, or free in its
-/// span. Aborts naming `what` when p is not the start of a block at all.
-/// Slow: it scans every CPU's slots of the class and the transfer cache
-/// and walks the span's free list; it runs only when the mark is found.
-/// An object that is moving between those just then can be missed: the
-/// free then goes ahead.
-bool small_block_is_free(void* p, size_t cls, const char* what) {
-  if (g_cpu_cache.holds(cls, p) || g_transfer[cls].holds(p))
-    return true;
-  if (RS_UNLIKELY(g_harden) && vg::g_quarantine.holds(p))
-    return true;
-  BlockState state = g_central[cls].block_state(p);
-  if (state == BlockState::kNotABlock)
-    fatal_pointer(what, p);
-  return state == BlockState::kFree || g_transfer[cls].holds(p) ||
-         g_cpu_cache.holds(cls, p);
-}
-
-/// Whether p starts one of the slots of span, a small span of class cls
-/// (0: none), the tail past its last slot excluded.
-bool starts_slot(const Span* span, const void* p, size_t cls) {
-  if (cls == 0)
-    return false;
-  uintptr_t off = addr(p) - span->start();
-  size_t index = class_divide(cls, off);
-  return index * class_size(cls) == off && index < class_info(cls).objects;
-}
-
-/// For realloc and malloc_usable_size of a small block: aborts naming
-/// `what` when p is not the start of an object, or is free already.
-void check_small_block(void* p, size_t cls, const char* what) {
-  Span* span = g_page_map.span_of(p);
-  if (span == nullptr)
-    fatal_pointer(what, p);  // a class but no span: the map is corrupted
-  uintptr_t off = addr(p) - span->start();
-  if (class_divide(cls, off) * class_size(cls) != off)
-    fatal_pointer(what, p);
-  bool freed = false;
-  if (__atomic_load_n(&span->released_mask, __ATOMIC_RELAXED) != 0)
-    freed = g_central[cls].released_state(p) == BlockState::kFree;
-  if (!freed && kFreeChecks && *mark_word(p) == g_free_mark)
-    freed = small_block_is_free(p, cls, what);
-  if (freed)
-    fatal_block(what, "freed block", p, block_bytes(cls));
-}
-
-/// Frees our small object p of class cls (not under valgrind).
 void free_small(void* p, size_t cls) {
   if (RS_UNLIKELY(g_perturb != 0))
     perturb_free(p, class_size(cls));
@@ -335,93 +162,6 @@ void free_small(void* p, size_t cls) {
     *mark_word(p) = g_free_mark;
   if (!g_cpu_cache.push_cached(cls, p))
     g_cpu_cache.push_slow(cls, p);
-}
-
-/// Frees our large block p of span (not under valgrind).
-void free_large(Span* span, void* p) {
-  // Blocks with their own mapping go back to the OS: glibc leaves those
-  // alone too.
-  if (RS_UNLIKELY(g_perturb != 0) && span->start() == addr(p) &&
-      span->state == SpanState::kLarge)
-    perturb_free(p, large_usable_size(span));
-  large_free(span, p);  // checks that p starts a live large block
-}
-
-/// Strict mode: frees up to 32 of the oldest quarantined blocks (all when
-/// `all`, else those beyond its budget) after checking that their fill is
-/// intact; `what` names the call that finds a write after free. Returns
-/// how many.
-size_t strict_drain_quarantine(bool all, const char* what) {
-  void* out[32];
-  size_t n = vg::g_quarantine.take(out, 32, all);
-  for (size_t i = 0; i < n; i++) {
-    void* q = out[i];
-    size_t cls = g_page_map.class_of(q);
-    // Word by word; word 1 holds the free mark.
-    const uint64_t* w = static_cast<const uint64_t*>(q);
-    constexpr uint64_t kFillWord = 0x0101010101010101u * kFreeFill;
-    for (size_t k = 0; k < class_size(cls) / sizeof(uint64_t); k++) {
-      if (w[k] != kFillWord && k != 1)
-        fatal_block(what, "write after free to", q,
-                    class_size(cls) - kCanaryBytes);
-    }
-    free_small(q, cls);
-  }
-  return n;
-}
-
-/// Strict mode's free of a small block: the canary checked, the block
-/// filled, marked and quarantined; the oldest quarantined blocks leave.
-void strict_free(void* p, size_t cls, const char* what) {
-  size_t size = class_size(cls);
-  if (*canary_word(p, cls) != canary_of(p))
-    fatal_block(what, "overflow past the end of", p, size - kCanaryBytes);
-  memset(p, kFreeFill, size);
-  *mark_word(p) = g_free_mark;
-  while (!vg::g_quarantine.put(p, size, static_cast<uint8_t>(cls))) {
-    if (strict_drain_quarantine(false, what) == 0) {
-      free_small(p, cls);  // no room for its record: no quarantine for it
-      return;
-    }
-  }
-  while (strict_drain_quarantine(false, what) > 0) {
-  }
-}
-
-/// Strict mode, where every free comes through deallocate_slow: whether p
-/// is the start of a slot of class cls that has been handed out, in a span
-/// with no page returned to the OS, read without the class lock (bump and
-/// released_mask are read racily: a stale bump is lower, and a page is
-/// released only when every block on it is free). False sends the free
-/// to the locked check.
-bool strict_slot(const Span* span, const void* p, size_t cls) {
-  return starts_slot(span, p, cls) &&
-         addr(p) < __atomic_load_n(&span->bump, __ATOMIC_RELAXED) &&
-         __atomic_load_n(&span->released_mask, __ATOMIC_RELAXED) == 0;
-}
-
-/// A small block the slow path has looked at: the mark check, then a
-/// free (never the inline path again, which would send it back here).
-void deallocate_small_checked(void* p, size_t cls, const char* what) {
-  if (kFreeChecks && RS_UNLIKELY(*mark_word(p) == g_free_mark)) {
-    free_marked(p, cls, what);
-    return;
-  }
-  if (RS_UNLIKELY(g_harden)) {
-    strict_free(p, cls, what);
-    return;
-  }
-  free_small(p, cls);
-}
-
-}  // namespace
-
-void set_harden(bool on) {
-  if (g_valgrind || g_disabled)
-    on = false;  // memcheck's checks, or glibc's, apply
-  g_harden = on;
-  set_fast_free_checks(!on);  // strict: sized frees reach deallocate_slow
-  g_cpu_cache.set_fast_path(!on && g_perturb == 0);
 }
 
 void set_perturb(int value) {
@@ -454,22 +194,6 @@ void deallocate_small_full(void* p, size_t cls) {
   // The mark is written and M_PERTURB is off (the fast path was on): only
   // the section's miss is left to handle.
   g_cpu_cache.push_slow(cls, p);
-}
-
-void free_marked(void* p, size_t cls, const char* what) {
-  if (small_block_is_free(p, cls, what))
-    fatal_block(what, "double free of", p, block_bytes(cls));
-  free_small(p, cls);  // in use: its second word held the mark by chance
-}
-
-void wrong_size(void* p, size_t n, const char* what) {
-  size_t cls = g_page_map.class_of(p);
-  size_t usable = cls != 0 ? block_bytes(cls) : usable_size(p);
-  char problem[64];
-  Log text(problem, sizeof(problem));
-  text.str("size ").dec(n).str(" given for");
-  text.terminate();
-  fatal_block(what, problem, p, usable);
 }
 
 void deallocate_slow(void* p, const char* what) {

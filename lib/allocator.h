@@ -2,7 +2,7 @@
 // Facade: allocate, deallocate, reallocate, usable_size and the rest of
 // what lib/abi/ needs. The only file that joins the per-CPU caches (rseq/)
 // with the core. Fast paths are inline here; everything else is in
-// allocator.cc.
+// allocator.cc and its siblings (allocator_internal.h).
 #ifndef RS_ALLOCATOR_H_
 #define RS_ALLOCATOR_H_
 
