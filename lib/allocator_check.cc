@@ -3,11 +3,14 @@
 // block that carries the free mark is really free (a double free), whether
 // realloc's or malloc_usable_size's pointer is a live block, and the
 // report of a sized free whose size is wrong.
+#include <sched.h>
 #include <stdint.h>
 
 #include "allocator_internal.h"
 #include "central_list.h"
 #include "log.h"
+#include "moves.h"
+#include "os.h"
 #include "page_map.h"
 #include "transfer_cache.h"
 #include "valgrind.h"
@@ -16,14 +19,12 @@ namespace rs {
 
 namespace {
 
-/// Whether p, a small block of class cls that carries the free mark, is
-/// free: in some CPU cache, in its class's transfer cache, or free in its
-/// span. Aborts naming `what` when p is not the start of a block at all.
-/// Slow: it scans every CPU's slots of the class and the transfer cache
-/// and walks the span's free list; it runs only when the mark is found.
-/// An object that is moving between those just then can be missed: the
-/// free then goes ahead.
-bool small_block_is_free(void* p, size_t cls, const char* what) {
+/// One look for p, a small block of class cls, everywhere free blocks live:
+/// every CPU cache, the class's transfer cache, strict mode's quarantine,
+/// its span's free list, and the first two again (a block may leave the
+/// central list for a cache while we look). Aborts naming `what` when p is
+/// not the start of a block at all.
+bool found_free(void* p, size_t cls, const char* what) {
   if (g_cpu_cache.holds(cls, p) || g_transfer[cls].holds(p))
     return true;
   if (RS_UNLIKELY(g_harden) && vg::g_quarantine.holds(p))
@@ -33,6 +34,59 @@ bool small_block_is_free(void* p, size_t cls, const char* what) {
     fatal_pointer(what, p);
   return state == BlockState::kFree || g_transfer[cls].holds(p) ||
          g_cpu_cache.holds(cls, p);
+}
+
+static_assert(kNumClasses <= kMoveClasses, "every class needs its counts");
+
+/// How long a confirmation waits for a moment with no move of its class
+/// before it lets the free go ahead: only a move that never ends (this
+/// thread's own, when a signal handler frees in the middle of one) or
+/// moves without a pause for this long get there.
+constexpr uint64_t kConfirmWaitMs = 1000;
+
+/// Whether p, a small block of class cls that carries the free mark, is
+/// free. Exact: a look that finds p nowhere counts only when no move of
+/// the class (nor of strict mode's quarantine, counted as class 0) was on
+/// its way when it began and none began before it ended (moves.h), for a
+/// block on the move is in no place the look can see. Otherwise it asks
+/// new moves to wait a little (MoveCounts::waiters), yields and looks
+/// again. Slow: it scans every CPU's slots of the class and the transfer
+/// cache and walks the span's free list; it runs only when the mark is
+/// found.
+bool small_block_is_free(void* p, size_t cls, const char* what) {
+  MoveCounts& moves = g_moves[cls];
+  MoveCounts& quarantine = g_moves[0];
+  bool asked = false;
+  uint64_t deadline = 0;
+  bool is_free = false;
+  for (;;) {
+    // finished before started: started - finished then counts at least
+    // every move on its way when started was read.
+    uint32_t finished = __atomic_load_n(&moves.finished, __ATOMIC_SEQ_CST);
+    uint32_t started = __atomic_load_n(&moves.started, __ATOMIC_SEQ_CST);
+    uint32_t q_finished =
+        __atomic_load_n(&quarantine.finished, __ATOMIC_SEQ_CST);
+    uint32_t q_started = __atomic_load_n(&quarantine.started, __ATOMIC_SEQ_CST);
+    is_free = found_free(p, cls, what);
+    if (is_free)
+      break;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (started == finished && q_started == q_finished &&
+        __atomic_load_n(&moves.started, __ATOMIC_SEQ_CST) == started &&
+        __atomic_load_n(&quarantine.started, __ATOMIC_SEQ_CST) == q_started)
+      break;  // no block was on the move: p is in use
+    if (!asked) {
+      __atomic_fetch_add(&moves.waiters, 1u, __ATOMIC_SEQ_CST);
+      asked = true;
+      deadline = os::now_ms() + kConfirmWaitMs;
+    } else if (os::now_ms() > deadline) {
+      break;  // best effort, as before moves were counted
+    }
+    sched_yield();
+  }
+  if (asked)
+    __atomic_fetch_sub(&moves.waiters, 1u, __ATOMIC_SEQ_CST);
+  return is_free;
 }
 
 }  // namespace

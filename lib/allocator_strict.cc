@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "allocator_internal.h"
+#include "moves.h"
 #include "page_map.h"
 #include "valgrind.h"
 
@@ -47,6 +48,9 @@ void* with_canary(void* p) {
 /// intact; `what` names the call that finds a write after free. Returns
 /// how many.
 size_t strict_drain_quarantine(bool all, const char* what) {
+  // The blocks taken are in out only until they are freed: a move of
+  // blocks of any class, counted as class 0 (moves.h).
+  MoveScope move(0, false);
   void* out[32];
   size_t n = vg::g_quarantine.take(out, 32, all);
   for (size_t i = 0; i < n; i++) {

@@ -25,6 +25,7 @@
 #include "guarded.h"
 #include "init.h"
 #include "large.h"
+#include "moves.h"
 #include "page_heap.h"
 #include "transfer_cache.h"
 #include "valgrind.h"
@@ -111,6 +112,7 @@ void fork_child() {
   for (size_t c = 1; c < kNumClasses; c++)
     g_transfer[c].lock().reset();
   g_cpu_cache.after_fork_child();
+  moves_after_fork_child();
   g_init_lock.reset();
   // glibc's fork() resets the list lock in a multi-threaded child; ours was
   // a second, recursive hold of it.

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "central_list.h"
+#include "moves.h"
 #include "os.h"
 
 namespace rs {
@@ -135,6 +136,9 @@ size_t TransferCache::flush(bool shrink) {
   void* buf[kFlushChunk];
   size_t total = 0;
   for (;;) {
+    // A chunk is in buf only until the central list has it (moves.h).
+    // Never waits: a flush may run inside a refill's move.
+    MoveScope move(cls_, false);
     lock_.lock();
     int k = take_chunk(buf);
     // Shrink only once it is empty: inserts that come meanwhile must

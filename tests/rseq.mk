@@ -18,6 +18,7 @@ RS_RSEQ_LIB_LDADD = lib/librsmalloc.la $(CHECK_LIBS)
 RS_RSEQ_TEST_BINS = \
 	tests/rseq/test_conservation \
 	tests/rseq/test_inject \
+	tests/rseq/test_dfrace \
 	tests/rseq/test_signals \
 	tests/rseq/test_drain \
 	tests/rseq/test_fork
@@ -36,6 +37,11 @@ tests_rseq_test_inject_SOURCES = tests/rseq/test_inject.cc \
 tests_rseq_test_inject_CPPFLAGS = $(RS_RSEQ_UNIT_CPPFLAGS)
 tests_rseq_test_inject_CXXFLAGS = $(RS_RSEQ_UNIT_CXXFLAGS)
 tests_rseq_test_inject_LDADD = $(RS_RSEQ_UNIT_LDADD)
+
+tests_rseq_test_dfrace_SOURCES = tests/rseq/test_dfrace.cc
+tests_rseq_test_dfrace_CPPFLAGS = $(RS_RSEQ_UNIT_CPPFLAGS)
+tests_rseq_test_dfrace_CXXFLAGS = $(RS_RSEQ_UNIT_CXXFLAGS)
+tests_rseq_test_dfrace_LDADD = $(RS_RSEQ_UNIT_LDADD)
 
 tests_rseq_test_signals_SOURCES = tests/rseq/test_signals.c \
 	tests/rseq/alloc_util.h

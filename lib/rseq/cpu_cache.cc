@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include "log.h"
+#include "moves.h"
 #include "os.h"
 
 #ifdef RS_RSEQ_INJECT
@@ -250,10 +251,14 @@ void* CpuCache::pop_slow(size_t cls) {
   }
   if (want > limits_[cls].batch)
     want = limits_[cls].batch;
+  // From the refill until the last block is pushed or drained back, the
+  // batch is in buf only: a move (moves.h).
+  MoveScope move(cls, true);
   int got = backend_.refill(cls, buf, static_cast<int>(want));
   if (got <= 0)
     return nullptr;
   size_t rest = static_cast<size_t>(got) - 1;
+  RS_INJECT_MOVING(cls, buf + 1, rest);
   size_t pushed = push_batch(cls, buf + 1, rest);
   if (pushed < rest) {
     backend_.drain(cls, buf + 1 + pushed, static_cast<int>(rest - pushed));
@@ -281,9 +286,12 @@ void CpuCache::push_slow(size_t cls, void* obj) {
   }
   if (grew && rseq::push(where_, cls, obj))
     return;
-  // Full: take a batch off this CPU's class and hand it back with obj.
+  // Full: take a batch off this CPU's class and hand it back with obj, a
+  // move (moves.h) until the backend has them all.
+  MoveScope move(cls, true);
   size_t n = pop_batch(cls, buf, limits_[cls].batch);
   buf[n++] = obj;
+  RS_INJECT_MOVING(cls, buf, n);
   backend_.drain(cls, buf, static_cast<int>(n));
 }
 
@@ -308,9 +316,11 @@ void* CpuCache::pop_locked(size_t cls) {
   note_activity(cpu);  // a miss; no lock held: it may drain idle CPUs
   if (want > limits_[cls].batch)
     want = limits_[cls].batch;
+  MoveScope move(cls, true);  // the batch is in buf only (moves.h)
   int got = backend_.refill(cls, buf, static_cast<int>(want));
   if (got <= 0)
     return nullptr;
+  RS_INJECT_MOVING(cls, buf + 1, static_cast<size_t>(got - 1));
   int k = 1;
   {
     LockGuard guard(st.lock);
@@ -337,13 +347,18 @@ void CpuCache::push_locked(size_t cls, void* obj) {
       slot(cpu, h->current++) = obj;
       return;
     }
+    // A miss: the batch is in buf only until the backend has it (moves.h).
+    // Begun under the lock, so it never waits.
+    move_begin(cls);
     while (n < limits_[cls].batch && h->current > h->begin) {
       buf[n++] = slot(cpu, --h->current);
     }
   }
   note_activity(cpu);  // a miss; no lock held: it may drain idle CPUs
   buf[n++] = obj;
+  RS_INJECT_MOVING(cls, buf, static_cast<size_t>(n));
   backend_.drain(cls, buf, n);
+  move_end(cls);
 }
 
 size_t CpuCache::take_all(size_t cpu, size_t cls, bool reset_capacity) {
@@ -355,6 +370,7 @@ size_t CpuCache::take_all(size_t cpu, size_t cls, bool reset_capacity) {
   size_t cur = h->current;
   size_t total = cur - begin;
   while (cur > begin) {
+    MoveScope move(cls, false);  // locks held: never waits (moves.h)
     size_t n = 0;
     while (n < kMaxBatch && cur > begin)
       buf[n++] = slot(cpu, --cur);

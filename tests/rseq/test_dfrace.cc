@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT
+// The double-free confirmation against blocks on the move (lib/moves.h),
+// with the inject build of the core: rs_inject_moving parks a CPU cache's
+// refill or drain while it holds its batch in its own array, where no
+// search can see it, and another thread frees one of those blocks a second
+// time. The confirmation must wait for the move and report the double
+// free; a mark that a live block holds by coincidence must still be freed,
+// quietly and quickly, also beside a busy mover and in a fork child whose
+// parent had a move under way. Each case runs in both cache modes (the
+// program runs itself again with RSMALLOC_RSEQ=0).
+#include <check.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/wait.h>
+
+#include "../check_main.h"
+#include "allocator.h"
+#include "moves.h"
+
+namespace {
+
+constexpr size_t kSize = 48;
+constexpr int kBlocks = 4000;  // past a CPU cache's 1024 of the class
+
+size_t g_cls;             // the class the hook parks
+void* volatile g_victim;  // a block the parked mover holds
+volatile int g_parked;    // the mover is in the hook
+volatile int g_release;   // the hook may return
+volatile int g_armed;     // the hook parks (once)
+void* g_blocks[kBlocks];  // the mover's blocks
+
+uint64_t now_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 +
+         static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+void park(size_t cls, void* const* objs, size_t n) {
+  if (cls != g_cls || n == 0 ||
+      !__atomic_exchange_n(&g_armed, 0, __ATOMIC_SEQ_CST))
+    return;
+  g_victim = objs[0];
+  __atomic_store_n(&g_parked, 1, __ATOMIC_SEQ_CST);
+  while (!__atomic_load_n(&g_release, __ATOMIC_SEQ_CST))
+    sched_yield();
+}
+
+/// Drain window: frees blocks until a CPU cache drains a batch, which the
+/// hook parks.
+void* drain_mover(void*) {
+  for (int i = 0; i < kBlocks; i++)
+    g_blocks[i] = rs::allocate(kSize);
+  __atomic_store_n(&g_armed, 1, __ATOMIC_SEQ_CST);
+  for (int i = 0; i < kBlocks; i++)
+    rs::deallocate(g_blocks[i]);
+  return nullptr;
+}
+
+/// Refill window: frees blocks, empties the caches into the central
+/// lists, then allocates until a refill is parked.
+void* refill_mover(void*) {
+  for (int i = 0; i < kBlocks; i++)
+    g_blocks[i] = rs::allocate(kSize);
+  for (int i = 0; i < kBlocks; i++)
+    rs::deallocate(g_blocks[i]);
+  rs::trim(0);
+  __atomic_store_n(&g_armed, 1, __ATOMIC_SEQ_CST);
+  for (int i = 0; i < kBlocks && !g_release; i++)
+    g_blocks[i] = rs::allocate(kSize);
+  return nullptr;
+}
+
+void* second_free(void*) {
+  rs::deallocate(g_victim);  // the block was freed once already
+  return nullptr;
+}
+
+/// Starts `mover` and waits until the hook parks it; false after 5 s.
+bool start_parked(void* (*mover)(void*), pthread_t* thread) {
+  g_cls = rs::size_class_of(kSize);
+  rs_inject_moving = park;
+  if (pthread_create(thread, nullptr, mover, nullptr) != 0)
+    return false;
+  uint64_t until = now_ms() + 5000;
+  while (!__atomic_load_n(&g_parked, __ATOMIC_SEQ_CST)) {
+    if (now_ms() > until)
+      return false;
+    sched_yield();
+  }
+  return true;
+}
+
+/// In a child: parks `mover`, frees its victim again from another thread,
+/// lets the mover go 100 ms later. Exits 0 when the second free returned
+/// (the double free went unnoticed), 3 when nothing was parked.
+[[noreturn]] void double_free_child(void* (*mover)(void*)) {
+  pthread_t m, d;
+  if (!start_parked(mover, &m))
+    _exit(3);
+  pthread_create(&d, nullptr, second_free, nullptr);
+  struct timespec ts = {0, 100 * 1000 * 1000};
+  nanosleep(&ts, nullptr);  // d is in the confirmation by now
+  __atomic_store_n(&g_release, 1, __ATOMIC_SEQ_CST);
+  pthread_join(d, nullptr);
+  pthread_join(m, nullptr);
+  _exit(0);
+}
+
+/// Runs fn in a child whose stderr is captured into msg; returns its
+/// wait status.
+int run_child(void (*fn)(void* (*)(void*)),
+              void* (*mover)(void*),
+              char* msg,
+              size_t len) {
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  fflush(nullptr);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], 2);
+    signal(SIGABRT, SIG_DFL);
+    fn(mover);
+    _exit(0);
+  }
+  close(fds[1]);
+  size_t got = 0;
+  ssize_t n;
+  while (got + 1 < len && (n = read(fds[0], msg + got, len - 1 - got)) > 0)
+    got += static_cast<size_t>(n);
+  msg[got] = '\0';
+  close(fds[0]);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  return status;
+}
+
+void expect_double_free(void* (*mover)(void*), const char* window) {
+  char msg[512];
+  int status = run_child(double_free_child, mover, msg, sizeof(msg));
+  ck_assert_msg(!(WIFEXITED(status) && WEXITSTATUS(status) == 3),
+                "%s: the hook never parked a mover", window);
+  ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+                "%s: a second free of a block on the move went unnoticed "
+                "(status %#x, stderr: %s)",
+                window, status, msg);
+  ck_assert_msg(strstr(msg, "rsmalloc: free(): double free of") != nullptr,
+                "%s: stderr: %s", window, msg);
+}
+
+START_TEST(double_free_during_drain) {
+  expect_double_free(drain_mover, "drain");
+}
+
+END_TEST
+
+START_TEST(double_free_during_refill) {
+  expect_double_free(refill_mover, "refill");
+}
+
+END_TEST
+
+/// A live block whose second word holds the free mark (written by the
+/// program, say from stale memory): freed without a report; returns how
+/// long the free took.
+uint64_t free_coincidence(void* p) {
+  *(reinterpret_cast<uintptr_t*>(p) + 1) = rs::g_free_mark;
+  uint64_t t0 = now_ms();
+  rs::deallocate(p);
+  return now_ms() - t0;
+}
+
+START_TEST(mark_coincidence_is_freed) {
+  void* p = rs::allocate(kSize);
+  ck_assert_ptr_nonnull(p);
+  uint64_t ms = free_coincidence(p);
+  ck_assert_uint_lt(ms, 500);
+  // It went back to this CPU's cache (or the backend): it is handed out
+  // again, and a normal free of it afterwards is no double free either.
+  void* q = rs::allocate(kSize);
+  ck_assert_ptr_nonnull(q);
+  rs::deallocate(q);
+}
+
+END_TEST
+
+volatile int g_stop;
+
+void* churn(void*) {
+  static void* b[3000];
+  while (!__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
+    for (int i = 0; i < 3000; i++)
+      b[i] = rs::allocate(kSize);
+    for (int i = 0; i < 3000; i++)
+      rs::deallocate(b[i]);
+  }
+  return nullptr;
+}
+
+// Beside a thread whose refills and drains of the same class never stop,
+// the confirmation still gets its quiet moment (the movers yield to it).
+START_TEST(mark_coincidence_beside_moves) {
+  g_cls = rs::size_class_of(kSize);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, nullptr, churn, nullptr), 0);
+  uint64_t worst = 0, total = 0;
+  uint32_t moves0 =
+      __atomic_load_n(&rs::g_moves[g_cls].started, __ATOMIC_SEQ_CST);
+  uint64_t until = now_ms() + 5000;
+  while (__atomic_load_n(&rs::g_moves[g_cls].started, __ATOMIC_SEQ_CST) -
+                 moves0 <
+             10 &&
+         now_ms() < until)
+    sched_yield();  // the churn is under way
+  for (int i = 0; i < 2000; i++) {
+    void* p = rs::allocate(kSize);
+    ck_assert_ptr_nonnull(p);
+    uint64_t ms = free_coincidence(p);
+    total += ms;
+    worst = ms > worst ? ms : worst;
+  }
+  uint32_t moves =
+      __atomic_load_n(&rs::g_moves[g_cls].started, __ATOMIC_SEQ_CST) - moves0;
+  __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
+  pthread_join(t, nullptr);
+  fprintf(stderr,
+          "rseq/test_dfrace: 2000 coincidences beside %u moves: %llu ms in "
+          "all, worst %llu ms\n",
+          moves, static_cast<unsigned long long>(total),
+          static_cast<unsigned long long>(worst));
+  ck_assert_uint_gt(moves, 0);
+  ck_assert_uint_lt(worst, 900);  // under the 1 s best-effort limit
+}
+
+END_TEST
+
+// A fork while another thread is in a move: that move never ends in the
+// child, whose confirmations must not wait for it.
+START_TEST(fork_child_forgets_moves) {
+  void* p = rs::allocate(kSize);
+  ck_assert_ptr_nonnull(p);
+  pthread_t m;
+  ck_assert_msg(start_parked(drain_mover, &m), "the hook never parked");
+  fflush(nullptr);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0)
+    _exit(free_coincidence(p) < 500 ? 0 : 1);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  __atomic_store_n(&g_release, 1, __ATOMIC_SEQ_CST);
+  pthread_join(m, nullptr);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "the child's confirmation waited for its parent's move "
+                "(status %#x)",
+                status);
+}
+
+END_TEST
+
+}  // namespace
+
+int main(int, char** argv) {
+  Suite* s = suite_create("rseq_dfrace");
+  TCase* tc = tcase_create("dfrace");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, double_free_during_drain);
+  tcase_add_test(tc, double_free_during_refill);
+  tcase_add_test(tc, mark_coincidence_is_freed);
+  tcase_add_test(tc, mark_coincidence_beside_moves);
+  tcase_add_test(tc, fork_child_forgets_moves);
+  suite_add_tcase(s, tc);
+  int rc = rs_check_run(s, rs_run_name("rseq/test_dfrace"));
+  if (getenv("RSMALLOC_RSEQ") == nullptr) {
+    int other = rs_rerun_without_rseq(argv);
+    if (other != 0)
+      rc = other;
+  }
+  return rc;
+}
