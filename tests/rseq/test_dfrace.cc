@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 
 #include "../check_main.h"
+#include "../on_valgrind.h"
 #include "allocator.h"
 #include "moves.h"
 
@@ -89,7 +90,7 @@ bool start_parked(void* (*mover)(void*), pthread_t* thread) {
   rs_inject_moving = park;
   if (pthread_create(thread, nullptr, mover, nullptr) != 0)
     return false;
-  uint64_t until = now_ms() + 5000;
+  uint64_t until = now_ms() + 5000 * rs_time_scale();
   while (!__atomic_load_n(&g_parked, __ATOMIC_SEQ_CST)) {
     if (now_ms() > until)
       return false;
@@ -238,7 +239,10 @@ START_TEST(mark_coincidence_beside_moves) {
           moves, static_cast<unsigned long long>(total),
           static_cast<unsigned long long>(worst));
   ck_assert_uint_gt(moves, 0);
-  ck_assert_uint_lt(worst, 900);  // under the 1 s best-effort limit
+  // Under the library's 1 s best-effort limit: the movers yielded. Not
+  // under an emulator, where everything is many times slower.
+  if (!rs_on_emulator())
+    ck_assert_uint_lt(worst, 900);
 }
 
 END_TEST
@@ -253,8 +257,8 @@ START_TEST(fork_child_forgets_moves) {
   fflush(nullptr);
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
-  if (pid == 0)
-    _exit(free_coincidence(p) < 500 ? 0 : 1);
+  if (pid == 0)  // well under the 1 s a confirmation waits at most
+    _exit(free_coincidence(p) < 500 || rs_on_emulator() ? 0 : 1);
   int status;
   ck_assert_int_eq(waitpid(pid, &status, 0), pid);
   __atomic_store_n(&g_release, 1, __ATOMIC_SEQ_CST);
@@ -270,6 +274,12 @@ END_TEST
 }  // namespace
 
 int main(int, char** argv) {
+  if (rs_on_valgrind()) {
+    // Under memcheck the core sends every free to valgrind's paths: no
+    // free mark, no confirmation; memcheck reports double frees itself.
+    fprintf(stderr, "rseq/test_dfrace: skipped under valgrind\n");
+    return 77;
+  }
   Suite* s = suite_create("rseq_dfrace");
   TCase* tc = tcase_create("dfrace");
   tcase_set_timeout(tc, 60);
