@@ -86,9 +86,12 @@ int refill(size_t cls, void** out, int n) {
 }
 
 /// The CPU caches' drain: the batch whole into the class's transfer cache,
-/// or to the central list when that is full.
+/// or to the central list when that is full. A single object (before the
+/// caches start, or from a thread without rseq) goes to the central list:
+/// a batch of one gains nothing, and the first free of a process maps no
+/// transfer array.
 void drain(size_t cls, void* const* objs, int n) {
-  if (g_transfer[cls].insert(objs, n))
+  if (n > 1 && g_transfer[cls].insert(objs, n))
     return;
   g_central[cls].insert_batch(objs, n);
   maybe_release_span_pages();
@@ -108,15 +111,37 @@ void make_secrets(uintptr_t out[2]) {
   }
 }
 
+void set_mode() {
+  const char* mode;
+  if (g_page_too_big)
+    mode = "disabled: system pages larger than 8 KiB";
+  else
+    mode = g_disabled ? "disabled" : g_cpu_cache.describe();
+  __atomic_store_n(&g_mode, mode, __ATOMIC_RELEASE);
+}
+
 void apply_settings() {
   g_disabled = g_config.disable;
-  if (g_page_too_big)
-    g_mode = "disabled: system pages larger than 8 KiB";
-  else
-    g_mode = g_disabled ? "disabled" : g_cpu_cache.describe();
+  set_mode();
   if (g_config.perturb != 0)
     set_perturb(g_config.perturb);
   publish_introspection();
+}
+
+/// Backend::start: the kStartAfter-th slow path, or someone asks for the
+/// mode. The caches map their regions and pick their mode.
+void start_cpu_caches() {
+  LockGuard guard(g_init_lock);
+  if (!g_cpu_cache.start())
+    return;
+  set_mode();
+  publish_introspection();
+}
+
+/// Whether the settings ask for something at start-up or exit that shows
+/// the cache mode (a report), so the caches start at once.
+bool report_wanted() {
+  return g_config.verbose || g_config.stats != StatsSetting::kOff;
 }
 
 void start_caches() {
@@ -127,11 +152,13 @@ void start_caches() {
     const ClassInfo& ci = class_info(c);
     limits[c] = {ci.size, ci.batch, ci.max_capacity};
   }
-  g_cpu_cache.init(limits, kNumClasses, {refill, drain},
+  g_cpu_cache.init(limits, kNumClasses, {refill, drain, start_cpu_caches},
                    g_config.cpu_cache_bytes,
                    g_config.rseq != RseqSetting::kOff);
   g_cpu_cache.set_idle_ms(idle_cache_ms());
   g_cpu_cache.set_single_index(g_valgrind);
+  if (report_wanted())
+    g_cpu_cache.start();  // the caller holds g_init_lock
 }
 
 /// The background purger (RSMALLOC_BACKGROUND=1): every half decay time it
@@ -239,8 +266,12 @@ __attribute__((constructor)) void late_init() {
     g_settings_read = read_settings();
     if (!g_settings_read)
       return;
-    if (!g_config.disable && g_cpu_cache.mode() == rseq::Mode::kNone)
+    if (!g_config.disable && !g_cpu_cache.configured()) {
+      LockGuard guard(g_init_lock);
       start_caches();
+    } else if (!g_config.disable && report_wanted()) {
+      start_cpu_caches();
+    }
     apply_settings();
     if (g_config.harden && !g_harden) {
       // Blocks are out without canaries: too late to turn it on.
@@ -276,7 +307,9 @@ __attribute__((destructor)) void print_stats_at_exit() {
 
 const char* cache_mode() {
   ensure_init();
-  return g_mode;
+  if (!g_disabled)
+    start_cpu_caches();
+  return __atomic_load_n(&g_mode, __ATOMIC_ACQUIRE);
 }
 
 bool on_valgrind() {
