@@ -15,10 +15,20 @@ volatile uint64_t rs_rseq_aborts;
 }
 #endif
 
+// glibc 2.32 and later; weak, so the library loads without it.
+extern "C" char __libc_single_threaded __attribute__((weak));
+
 namespace rs::rseq {
 namespace {
 
 constexpr size_t kMaxBatch = 64;
+
+/// Whether glibc says the process has one thread (yes without glibc's
+/// word: an older glibc).
+bool single_threaded() {
+  return &__libc_single_threaded == nullptr ||
+         __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
+}
 
 /// Parses a CPU list such as "0-3,8,10-11" and returns the highest CPU + 1,
 /// or 0 if it is malformed.
@@ -175,7 +185,18 @@ Mode CpuCache::mode_or_start() {
   if (RS_LIKELY(m != Mode::kNone) ||
       __atomic_load_n(&started_, __ATOMIC_RELAXED))
     return m;
-  if (__atomic_add_fetch(&slow_calls_, 1, __ATOMIC_RELAXED) < kStartAfter)
+  // At the kStartAfter-th call, or as soon as glibc says a thread is being
+  // made (pthread_create allocates the new thread's TLS before the clone):
+  // the fence's registration in a process with other threads waits for an
+  // RCU grace period.
+  uint32_t n = __atomic_add_fetch(&slow_calls_, 1, __ATOMIC_RELAXED);
+  if (n < kStartAfter && single_threaded())
+    return m;
+  // One thread starts them; the others go on with the backend meanwhile
+  // rather than wait for the start-up lock.
+  bool idle = false;
+  if (!__atomic_compare_exchange_n(&starting_, &idle, true, false,
+                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return m;
   backend_.start();
   return mode();
@@ -556,6 +577,8 @@ void CpuCache::after_fork_child() {
   for (size_t cpu = 0; cpu < num_cpus_; cpu++)
     states_[cpu].lock.reset();
   switch_lock_.reset();
+  // A thread of the parent may have been about to start the caches.
+  __atomic_store_n(&starting_, false, __ATOMIC_RELAXED);
   if (mode_ == Mode::kRseq)
     fence_ok_ = register_fence();
 }

@@ -47,7 +47,8 @@ struct Backend {
 
 /// Slow paths (every malloc and free until then) served by the backend
 /// before the caches start: a process that allocates a few times pays for
-/// no region, fence or sysfs read.
+/// no region, fence or sysfs read. They start earlier when the process
+/// makes its first thread.
 inline constexpr uint32_t kStartAfter = 16;
 
 inline constexpr size_t kRegionShift = 18;  // 256 KiB of address per CPU
@@ -259,6 +260,7 @@ class CpuCache {
   bool want_rseq_ = false;           // RSMALLOC_RSEQ is not 0
   bool started_ = false;             // start() has run
   uint32_t slow_calls_ = 0;          // slow paths before start (relaxed)
+  bool starting_ = false;            // a slow path has called Backend::start
   Lock switch_lock_{};               // set_fast_path against start
   bool fast_on_ = true;              // set_fast_path's choice
   const char* description_ = "fallback: not initialised";  // for verbose
