@@ -123,7 +123,7 @@ void CpuCache::init(const ClassLimits* limits,
     where_.area_off = fast_.area_off = support_.area_offset;
     where_.idx_off = fast_.idx_off = support_.area_offset + idx;
   }
-  description_ = "none yet: the caches start at the 16th call";
+  description_ = "none yet: caches start at the 16th call or the first thread";
   if (backend.start == nullptr)
     start();
 }
