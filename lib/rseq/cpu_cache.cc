@@ -156,7 +156,7 @@ bool CpuCache::start() {
   // mode() acquires).
   if (!want_rseq) {
     description_ = "fallback: RSMALLOC_RSEQ=0";
-    __atomic_store_n(&mode_, Mode::kLocked, __ATOMIC_RELEASE);
+    publish_mode(Mode::kLocked);
     return true;
   }
   if (!rs.usable) {
@@ -164,7 +164,7 @@ bool CpuCache::start() {
     text.str("fallback: ").str(rs.reason);
     text.terminate();
     description_ = reason_buf_;
-    __atomic_store_n(&mode_, Mode::kLocked, __ATOMIC_RELEASE);
+    publish_mode(Mode::kLocked);
     return true;
   }
   index_ = rs.index;
@@ -174,7 +174,7 @@ bool CpuCache::start() {
   // once they see kRseq), the fast path's last, as set_fast_path chose.
   LockGuard guard(switch_lock_);
   __atomic_store_n(&where_.base, regions_, __ATOMIC_RELEASE);
-  __atomic_store_n(&mode_, Mode::kRseq, __ATOMIC_RELEASE);
+  publish_mode(Mode::kRseq);
   __atomic_store_n(&fast_.base, fast_on_ ? regions_ : nullptr,
                    __ATOMIC_RELEASE);
   return true;

@@ -190,7 +190,11 @@ class CpuCache {
   size_t cached_objects(size_t cls) const;
 
   /// Acquire: who sees a mode sees the layout start() made before it.
-  Mode mode() const { return __atomic_load_n(&mode_, __ATOMIC_ACQUIRE); }
+  /// (Through its bytes: clang's __atomic builtins refuse enums.)
+  Mode mode() const {
+    return static_cast<Mode>(__atomic_load_n(
+        reinterpret_cast<const uint8_t*>(&mode_), __ATOMIC_ACQUIRE));
+  }
 
   /// "rseq/mm_cid", "rseq/cpu_id" or "fallback: <reason>".
   const char* describe() const { return description_; }
@@ -240,6 +244,12 @@ class CpuCache {
   bool selected(size_t cpu, uint64_t now, uint64_t idle_ms) const;
   void note_activity(size_t cpu);
   Mode mode_or_start();
+
+  /// mode_ = m, with release (see mode()).
+  void publish_mode(Mode m) {
+    __atomic_store_n(reinterpret_cast<uint8_t*>(&mode_),
+                     static_cast<uint8_t>(m), __ATOMIC_RELEASE);
+  }
 
   Where fast_ = {};     // what pop and push read: where_, or no base when off
   uintptr_t word_ = 0;  // the layer above's fast-path word (word())
