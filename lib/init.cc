@@ -71,14 +71,24 @@ bool read_settings() {
   return read;
 }
 
+/// Whether the CPU caches have started. The transfer caches serve only
+/// them: they are set up just before (start_caches_locked), and until then
+/// nothing touches their pages.
+bool caches_started() {
+  return g_cpu_cache.mode() != rseq::Mode::kNone;
+}
+
 /// The CPU caches' refill: a batch from the class's transfer cache (what
-/// another CPU drained), the rest from the central list.
+/// another CPU drained), the rest from the central list. A single object
+/// (before the caches start, or for a thread without rseq) comes from the
+/// central list.
 int refill(size_t cls, void** out, int n) {
-  int got = g_transfer[cls].remove(out, n);
+  int got = n > 1 ? g_transfer[cls].remove(out, n) : 0;
   if (got < n) {
     got += g_central[cls].remove_batch(out + got, n - got);
     maybe_release_span_pages();
-    maybe_flush_idle_transfer_caches(g_config.decay_ms);
+    if (caches_started())
+      maybe_flush_idle_transfer_caches(g_config.decay_ms);
   }
   if (RS_UNLIKELY(g_harden) && got > 1)
     shuffle(out, got);
@@ -95,7 +105,8 @@ void drain(size_t cls, void* const* objs, int n) {
     return;
   g_central[cls].insert_batch(objs, n);
   maybe_release_span_pages();
-  maybe_flush_idle_transfer_caches(g_config.decay_ms);
+  if (caches_started())
+    maybe_flush_idle_transfer_caches(g_config.decay_ms);
 }
 
 /// Two random words: the free-list secret and the free mark.
@@ -128,11 +139,26 @@ void apply_settings() {
   publish_introspection();
 }
 
+bool g_transfer_ready = false;  // the transfer caches are set up
+
+/// The transfer caches, then the CPU caches (which publish their mode
+/// last). g_init_lock held. True the first time.
+bool start_caches_locked() {
+  if (!g_transfer_ready) {
+    for (size_t c = 1; c < kNumClasses; c++) {
+      LockGuard guard(g_transfer[c].lock());  // against malloc_trim's flush
+      g_transfer[c].init(static_cast<uint8_t>(c));
+    }
+    g_transfer_ready = true;
+  }
+  return g_cpu_cache.start();
+}
+
 /// Backend::start: the kStartAfter-th slow path, or someone asks for the
 /// mode. The caches map their regions and pick their mode.
 void start_cpu_caches() {
   LockGuard guard(g_init_lock);
-  if (!g_cpu_cache.start())
+  if (!start_caches_locked())
     return;
   set_mode();
   publish_introspection();
@@ -158,7 +184,7 @@ void start_caches() {
   g_cpu_cache.set_idle_ms(idle_cache_ms());
   g_cpu_cache.set_single_index(g_valgrind);
   if (report_wanted())
-    g_cpu_cache.start();  // the caller holds g_init_lock
+    start_caches_locked();  // the caller holds g_init_lock
 }
 
 /// The background purger (RSMALLOC_BACKGROUND=1): every half decay time it
@@ -171,7 +197,8 @@ void* purger(void*) {
                           static_cast<long>(period % 1000) * 1000000};
     nanosleep(&ts, nullptr);
     g_cpu_cache.drain(idle_cache_ms());
-    maybe_flush_idle_transfer_caches(g_config.decay_ms);
+    if (caches_started())
+      maybe_flush_idle_transfer_caches(g_config.decay_ms);
     g_page_heap.release(g_config.decay_ms);
     release_span_pages(g_config.decay_ms, kSpanReleaseBudget);
     large_trim_mappings(g_config.decay_ms);
@@ -219,10 +246,8 @@ RS_SLOW_PATH void init() {
     g_cpu_cache.set_word(g_free_mark);
     set_free_mark(g_free_mark);
     set_system_page_size(os::system_page_size());
-    for (size_t c = 1; c < kNumClasses; c++) {
+    for (size_t c = 1; c < kNumClasses; c++)
       g_central[c].init(static_cast<uint8_t>(c));
-      g_transfer[c].init(static_cast<uint8_t>(c));
-    }
     if (!g_settings_read)  // late_init may have read them (once: it reports)
       g_settings_read = read_settings();
     g_valgrind = vg::detect();
