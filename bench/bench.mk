@@ -29,6 +29,9 @@ clean-local: bench-clean
 
 EXTRA_DIST += \
 	bench/run \
+	bench/startup-ab \
+	bench/startup/empty.c \
+	bench/startup/firstuse.c \
 	bench/workloads/bigbuf.c \
 	bench/workloads/common.h \
 	bench/workloads/falseshare.c \

@@ -357,6 +357,9 @@ void CentralList::carved(Span* span, uintptr_t old_bump) {
   if (on == before)
     return;
   uintptr_t objs_end = span->start() + size_t{ci.objects} * ci.size;
+  size_t tail_page = (objs_end - span->start()) >> kPageShift;
+  if (tail_page >= before && tail_page < on)
+    mark_tail(span);  // the tail's page just came on
   if (marks_ahead(ci) && span->bump < objs_end) {
     // The page of the first uncarved slot just came on: mark its uncarved
     // slots (carving writes this page anyway).
@@ -384,7 +387,8 @@ Span* CentralList::new_span() {
   if (span == nullptr)
     return nullptr;
   span->bump_zeroed = zeroed;
-  mark_tail(span);
+  // No mark_tail here: carved() writes it when the tail's page gets the
+  // fast check (a span whose last page is never carved never faults it in).
   span->bump = span->start();
   span->free_list = nullptr;
   span->allocated = 0;

@@ -71,14 +71,24 @@ bool read_settings() {
   return read;
 }
 
+/// Whether the CPU caches have started. The transfer caches serve only
+/// them: they are set up just before (start_caches_locked), and until then
+/// nothing touches their pages.
+bool caches_started() {
+  return g_cpu_cache.mode() != rseq::Mode::kNone;
+}
+
 /// The CPU caches' refill: a batch from the class's transfer cache (what
-/// another CPU drained), the rest from the central list.
+/// another CPU drained), the rest from the central list. A single object
+/// (before the caches start, or for a thread without rseq) comes from the
+/// central list.
 int refill(size_t cls, void** out, int n) {
-  int got = g_transfer[cls].remove(out, n);
+  int got = n > 1 ? g_transfer[cls].remove(out, n) : 0;
   if (got < n) {
     got += g_central[cls].remove_batch(out + got, n - got);
     maybe_release_span_pages();
-    maybe_flush_idle_transfer_caches(g_config.decay_ms);
+    if (caches_started())
+      maybe_flush_idle_transfer_caches(g_config.decay_ms);
   }
   if (RS_UNLIKELY(g_harden) && got > 1)
     shuffle(out, got);
@@ -86,13 +96,17 @@ int refill(size_t cls, void** out, int n) {
 }
 
 /// The CPU caches' drain: the batch whole into the class's transfer cache,
-/// or to the central list when that is full.
+/// or to the central list when that is full. A single object (before the
+/// caches start, or from a thread without rseq) goes to the central list:
+/// a batch of one gains nothing, and the first free of a process maps no
+/// transfer array.
 void drain(size_t cls, void* const* objs, int n) {
-  if (g_transfer[cls].insert(objs, n))
+  if (n > 1 && g_transfer[cls].insert(objs, n))
     return;
   g_central[cls].insert_batch(objs, n);
   maybe_release_span_pages();
-  maybe_flush_idle_transfer_caches(g_config.decay_ms);
+  if (caches_started())
+    maybe_flush_idle_transfer_caches(g_config.decay_ms);
 }
 
 /// Two random words: the free-list secret and the free mark.
@@ -108,15 +122,52 @@ void make_secrets(uintptr_t out[2]) {
   }
 }
 
+void set_mode() {
+  const char* mode;
+  if (g_page_too_big)
+    mode = "disabled: system pages larger than 8 KiB";
+  else
+    mode = g_disabled ? "disabled" : g_cpu_cache.describe();
+  __atomic_store_n(&g_mode, mode, __ATOMIC_RELEASE);
+}
+
 void apply_settings() {
   g_disabled = g_config.disable;
-  if (g_page_too_big)
-    g_mode = "disabled: system pages larger than 8 KiB";
-  else
-    g_mode = g_disabled ? "disabled" : g_cpu_cache.describe();
+  set_mode();
   if (g_config.perturb != 0)
     set_perturb(g_config.perturb);
   publish_introspection();
+}
+
+bool g_transfer_ready = false;  // the transfer caches are set up
+
+/// The transfer caches, then the CPU caches (which publish their mode
+/// last). g_init_lock held. True the first time.
+bool start_caches_locked() {
+  if (!g_transfer_ready) {
+    for (size_t c = 1; c < kNumClasses; c++) {
+      LockGuard guard(g_transfer[c].lock());  // against malloc_trim's flush
+      g_transfer[c].init(static_cast<uint8_t>(c));
+    }
+    g_transfer_ready = true;
+  }
+  return g_cpu_cache.start();
+}
+
+/// Backend::start: the kStartAfter-th slow path, or someone asks for the
+/// mode. The caches map their regions and pick their mode.
+void start_cpu_caches() {
+  LockGuard guard(g_init_lock);
+  if (!start_caches_locked())
+    return;
+  set_mode();
+  publish_introspection();
+}
+
+/// Whether the settings ask for something at start-up or exit that shows
+/// the cache mode (a report), so the caches start at once.
+bool report_wanted() {
+  return g_config.verbose || g_config.stats != StatsSetting::kOff;
 }
 
 void start_caches() {
@@ -127,11 +178,13 @@ void start_caches() {
     const ClassInfo& ci = class_info(c);
     limits[c] = {ci.size, ci.batch, ci.max_capacity};
   }
-  g_cpu_cache.init(limits, kNumClasses, {refill, drain},
+  g_cpu_cache.init(limits, kNumClasses, {refill, drain, start_cpu_caches},
                    g_config.cpu_cache_bytes,
                    g_config.rseq != RseqSetting::kOff);
   g_cpu_cache.set_idle_ms(idle_cache_ms());
   g_cpu_cache.set_single_index(g_valgrind);
+  if (report_wanted())
+    start_caches_locked();  // the caller holds g_init_lock
 }
 
 /// The background purger (RSMALLOC_BACKGROUND=1): every half decay time it
@@ -144,7 +197,8 @@ void* purger(void*) {
                           static_cast<long>(period % 1000) * 1000000};
     nanosleep(&ts, nullptr);
     g_cpu_cache.drain(idle_cache_ms());
-    maybe_flush_idle_transfer_caches(g_config.decay_ms);
+    if (caches_started())
+      maybe_flush_idle_transfer_caches(g_config.decay_ms);
     g_page_heap.release(g_config.decay_ms);
     release_span_pages(g_config.decay_ms, kSpanReleaseBudget);
     large_trim_mappings(g_config.decay_ms);
@@ -192,10 +246,8 @@ RS_SLOW_PATH void init() {
     g_cpu_cache.set_word(g_free_mark);
     set_free_mark(g_free_mark);
     set_system_page_size(os::system_page_size());
-    for (size_t c = 1; c < kNumClasses; c++) {
+    for (size_t c = 1; c < kNumClasses; c++)
       g_central[c].init(static_cast<uint8_t>(c));
-      g_transfer[c].init(static_cast<uint8_t>(c));
-    }
     if (!g_settings_read)  // late_init may have read them (once: it reports)
       g_settings_read = read_settings();
     g_valgrind = vg::detect();
@@ -239,8 +291,12 @@ __attribute__((constructor)) void late_init() {
     g_settings_read = read_settings();
     if (!g_settings_read)
       return;
-    if (!g_config.disable && g_cpu_cache.mode() == rseq::Mode::kNone)
+    if (!g_config.disable && !g_cpu_cache.configured()) {
+      LockGuard guard(g_init_lock);
       start_caches();
+    } else if (!g_config.disable && report_wanted()) {
+      start_cpu_caches();
+    }
     apply_settings();
     if (g_config.harden && !g_harden) {
       // Blocks are out without canaries: too late to turn it on.
@@ -276,7 +332,9 @@ __attribute__((destructor)) void print_stats_at_exit() {
 
 const char* cache_mode() {
   ensure_init();
-  return g_mode;
+  if (!g_disabled)
+    start_cpu_caches();
+  return __atomic_load_n(&g_mode, __ATOMIC_ACQUIRE);
 }
 
 bool on_valgrind() {

@@ -15,7 +15,12 @@ Span* SpanArena::allocate() {
     memset(span, 0, sizeof(Span));
     return span;
   }
-  if (bump_ == nullptr || static_cast<size_t>(limit_ - bump_) < sizeof(Span)) {
+  if (!first_used_) {
+    first_used_ = true;
+    bump_ = static_cast<char*>(static_cast<void*>(first_));
+    limit_ = bump_ + sizeof(first_);
+  }
+  if (static_cast<size_t>(limit_ - bump_) < sizeof(Span)) {
     char* chunk = static_cast<char*>(os::map(kChunkBytes));
     if (chunk == nullptr)
       return nullptr;
@@ -23,7 +28,8 @@ Span* SpanArena::allocate() {
     bump_ = chunk;
     limit_ = chunk + kChunkBytes;
   }
-  // bump_ stays a multiple of sizeof(Span) from a page-aligned chunk.
+  // bump_ stays a multiple of sizeof(Span) from a page-aligned chunk (or
+  // from first_).
   Span* span = static_cast<Span*>(static_cast<void*>(bump_));
   bump_ += sizeof(Span);
   return span;  // fresh mapping: already zero

@@ -10,7 +10,10 @@
 namespace rs {
 
 /// Hands out zeroed Span descriptors and takes them back. Not thread-safe:
-/// the page heap lock protects it.
+/// the page heap lock protects it. The first descriptors come from a block
+/// inside the arena itself (static storage, zero), so a process that needs
+/// a few spans maps no chunk for them. An arena lives only in static
+/// storage (it relies on the block being zero).
 class SpanArena {
  public:
   /// A zeroed span, or nullptr when the OS refuses memory.
@@ -26,11 +29,14 @@ class SpanArena {
 
  private:
   static constexpr size_t kChunkBytes = 64 * 1024;
+  static constexpr size_t kFirstSpans = 16;  // in first_, before any chunk
 
-  Span* free_list_;  // recycled descriptors, linked through next
-  char* bump_;       // next unused byte of the current chunk
-  char* limit_;      // end of the current chunk
-  size_t mapped_;    // bytes mapped in all
+  Span* free_list_;          // recycled descriptors, linked through next
+  char* bump_;               // next unused byte of the current chunk
+  char* limit_;              // end of the current chunk
+  size_t mapped_;            // bytes mapped in all
+  bool first_used_;          // bump_ has been pointed at first_
+  Span first_[kFirstSpans];  // the first descriptors
 };
 
 }  // namespace rs

@@ -377,7 +377,7 @@ void PageHeap::merge_insert(Span* span) {
   if (span->free_since_ms == 0)
     span->free_since_ms = os::now_ms();
   bool released = span->released_pages != 0;
-  Span* left = g_page_map.span_at(span->first_page - 1);
+  Span* left = g_page_map.span_near(span->first_page - 1);
   if (left != nullptr && left->state == SpanState::kFree &&
       (left->released_pages != 0) == released) {
     remove(left);
@@ -393,7 +393,7 @@ void PageHeap::merge_insert(Span* span) {
     spans_.free(drop);
     span = keep;
   }
-  Span* right = g_page_map.span_at(span->first_page + span->num_pages);
+  Span* right = g_page_map.span_near(span->first_page + span->num_pages);
   if (right != nullptr && right->state == SpanState::kFree &&
       (right->released_pages != 0) == released) {
     remove(right);

@@ -15,8 +15,14 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
   uintptr_t last = page + n - 1;
   if ((last >> kPageBits) != 0)
     return false;
+  if (high_ == 0 || page < low_)
+    low_ = page;
+  if (last + 1 > high_)
+    high_ = last + 1;
   for (uintptr_t i = page >> kLeafBits; i <= last >> kLeafBits; i++) {
-    if (root_[i] != nullptr)
+    // An add of 0, not a load: a root page first seen here takes one
+    // write fault, not a read fault and then a write fault for the store.
+    if (__atomic_fetch_add(&root_[i], 0, __ATOMIC_RELAXED) != nullptr)
       continue;
     void* leaf = os::map(sizeof(Leaf));
     if (leaf == nullptr)

@@ -85,6 +85,14 @@ class PageMap {
   /// Caller holds the page heap lock.
   bool ensure(uintptr_t page, size_t n);
 
+  /// span_at for the page heap's neighbour checks (its lock held): nullptr
+  /// without a look outside the pages ensure() was ever asked for, which
+  /// no span ever held, so a new chunk's look at its neighbours faults in
+  /// no page of a leaf.
+  Span* span_near(uintptr_t page) const {
+    return page >= low_ && page < high_ ? span_at(page) : nullptr;
+  }
+
   /// Points pages [page, page + n) at span with class cls. Leaves must
   /// exist (ensure). Caller holds the page heap lock.
   void set_range(uintptr_t page, size_t n, Span* span, uint8_t cls);
@@ -115,6 +123,8 @@ class PageMap {
 
   Leaf* root_[kRootLength];  // lazily mapped leaves
   size_t leaf_bytes_;        // total bytes of leaves
+  uintptr_t low_;            // ensure()'s pages so far: [low_, high_)
+  uintptr_t high_;
 };
 
 extern PageMap g_page_map;

@@ -91,7 +91,7 @@ void print_malloc_stats() {
   glibc_line(log, "in use bytes    ", s.in_use_bytes);
   glibc_line(log, "max mmap regions", s.max_mapped_large_count);
   glibc_line(log, "max mmap bytes  ", s.max_mapped_large_bytes);
-  format_stats_text(log, s, g_mode);
+  format_stats_text(log, s, cache_mode());
 }
 
 namespace {
@@ -209,7 +209,7 @@ size_t stats_json(char* buf, size_t len) {
   Stats s;
   collect_stats(&s);
   Log log(buf, len);
-  format_stats_json(log, s, g_mode);
+  format_stats_json(log, s, cache_mode());
   log.terminate();
   return log.total();
 }

@@ -374,6 +374,33 @@ START_TEST(free_of_a_slot_never_handed_out) {
 
 END_TEST
 
+/* A free of the room after a span's last slot (the 208-byte class: 39
+ * slots in 8 KiB, 80 bytes after them, at a multiple of 208) once the
+ * span is carved whole: free's fast check is on for that page, and only
+ * the mark carving writes there sends the free to the slow check. */
+static void tail_free(int misuse) {
+  enum { N = 100 };
+
+  static char* p[N];
+  for (int i = 0; i < N; i++) { /* 61 carved after p[0]: its span is full */
+    p[i] = malloc(opaque(200));
+    if (p[i] == NULL)
+      _exit(2);
+  }
+  uintptr_t span = (uintptr_t)p[0] & ~(uintptr_t)8191;
+  char* tail = (char*)(span + 39 * 208);
+  if (misuse)
+    free(tail);
+  for (int i = 0; i < N; i++)
+    free(p[i]);
+}
+
+START_TEST(free_of_a_span_tail) {
+  expect_abort(tail_free, "free");
+}
+
+END_TEST
+
 static void wrong_size_free(int misuse) {
   void* p = malloc(opaque(48));
   announce(p);
@@ -624,6 +651,7 @@ static Suite* hardening_suite(void) {
   tcase_add_test(tc, interior_realloc_and_usable_size);
   tcase_add_test(tc, sized_free_with_a_wrong_size);
   tcase_add_test(tc, free_of_a_slot_never_handed_out);
+  tcase_add_test(tc, free_of_a_span_tail);
   tcase_add_test(tc, freed_blocks_overwritten_cannot_steer_malloc);
   tcase_add_test(tc, random_misuse_among_threads);
   suite_add_tcase(s, tc);

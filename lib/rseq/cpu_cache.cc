@@ -16,10 +16,20 @@ volatile uint64_t rs_rseq_aborts;
 }
 #endif
 
+// glibc 2.32 and later; weak, so the library loads without it.
+extern "C" char __libc_single_threaded __attribute__((weak));
+
 namespace rs::rseq {
 namespace {
 
 constexpr size_t kMaxBatch = 64;
+
+/// Whether glibc says the process has one thread (yes without glibc's
+/// word: an older glibc).
+bool single_threaded() {
+  return &__libc_single_threaded == nullptr ||
+         __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
+}
 
 /// Parses a CPU list such as "0-3,8,10-11" and returns the highest CPU + 1,
 /// or 0 if it is malformed.
@@ -105,8 +115,30 @@ void CpuCache::init(const ClassLimits* limits,
     return;
   num_classes_ = num_classes;
   budget_bytes_ = budget_bytes;
+  want_rseq_ = want_rseq;
+  support_ = probe();
+  if (support_.usable) {
+    // The offsets now, the base when the caches start: a thread that sees
+    // the base has seen them for a long time (they never change).
+    long idx = support_.index == Index::kMmCid ? kMmCidOffset : kCpuIdOffset;
+    where_.area_off = fast_.area_off = support_.area_offset;
+    where_.idx_off = fast_.idx_off = support_.area_offset + idx;
+  }
+  description_ = "none yet: caches start at the 16th call or the first thread";
+  if (backend.start == nullptr)
+    start();
+}
 
-  Support rs = probe();
+bool CpuCache::start() {
+  if (__atomic_load_n(&started_, __ATOMIC_RELAXED))
+    return false;
+  __atomic_store_n(&started_, true, __ATOMIC_RELAXED);
+  if (num_classes_ == 0) {
+    description_ = "fallback: too many classes for the per-CPU caches";
+    return true;
+  }
+  Support rs = support_;
+  bool want_rseq = want_rseq_;
   size_t cpus = possible_cpus();
   if (want_rseq && rs.usable && cpus == 0) {
     rs.usable = false;
@@ -119,32 +151,56 @@ void CpuCache::init(const ClassLimits* limits,
   num_cpus_ = cpus != 0 ? cpus : possible_cpus_fallback();
   if (!map_regions()) {
     description_ = "fallback: no memory for per-CPU caches";
-    return;
+    return true;
   }
+  // Everything the other modes read is in place before mode_ (release;
+  // mode() acquires).
   if (!want_rseq) {
-    mode_ = Mode::kLocked;
     description_ = "fallback: RSMALLOC_RSEQ=0";
-    return;
+    publish_mode(Mode::kLocked);
+    return true;
   }
   if (!rs.usable) {
-    mode_ = Mode::kLocked;
     Log text(reason_buf_, sizeof(reason_buf_));
     text.str("fallback: ").str(rs.reason);
     text.terminate();
     description_ = reason_buf_;
-    return;
+    publish_mode(Mode::kLocked);
+    return true;
   }
-  mode_ = Mode::kRseq;
   index_ = rs.index;
   fence_ok_ = true;
   description_ = rs.index == Index::kMmCid ? "rseq/mm_cid" : "rseq/cpu_id";
-  long idx = rs.index == Index::kMmCid ? kMmCidOffset : kCpuIdOffset;
-  where_.area_off = rs.area_offset;
-  where_.idx_off = rs.area_offset + idx;
+  // The slow paths' base before the mode (pop_slow's sections use where_
+  // once they see kRseq), the fast path's last, as set_fast_path chose.
+  LockGuard guard(switch_lock_);
   __atomic_store_n(&where_.base, regions_, __ATOMIC_RELEASE);
-  fast_.area_off = where_.area_off;
-  fast_.idx_off = where_.idx_off;
-  set_fast_path(true);
+  publish_mode(Mode::kRseq);
+  __atomic_store_n(&fast_.base, fast_on_ ? regions_ : nullptr,
+                   __ATOMIC_RELEASE);
+  return true;
+}
+
+Mode CpuCache::mode_or_start() {
+  Mode m = mode();
+  if (RS_LIKELY(m != Mode::kNone) ||
+      __atomic_load_n(&started_, __ATOMIC_RELAXED))
+    return m;
+  // At the kStartAfter-th call, or as soon as glibc says a thread is being
+  // made (pthread_create allocates the new thread's TLS before the clone):
+  // the fence's registration in a process with other threads waits for an
+  // RCU grace period.
+  uint32_t n = __atomic_add_fetch(&slow_calls_, 1, __ATOMIC_RELAXED);
+  if (n < kStartAfter && single_threaded())
+    return m;
+  // One thread starts them; the others go on with the backend meanwhile
+  // rather than wait for the start-up lock.
+  bool idle = false;
+  if (!__atomic_compare_exchange_n(&starting_, &idle, true, false,
+                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    return m;
+  backend_.start();
+  return mode();
 }
 
 size_t CpuCache::current_cpu() const {
@@ -232,9 +288,10 @@ size_t CpuCache::pop_batch(size_t cls, void** out, size_t n) {
 
 void* CpuCache::pop_slow(size_t cls) {
   void* buf[kMaxBatch];
-  if (mode_ == Mode::kLocked)
+  Mode m = mode_or_start();
+  if (m == Mode::kLocked)
     return pop_locked(cls);
-  if (mode_ == Mode::kNone || !thread_has_rseq()) {
+  if (m == Mode::kNone || !thread_has_rseq()) {
     return backend_.refill(cls, buf, 1) == 1 ? buf[0] : nullptr;
   }
   size_t cpu = current_cpu();
@@ -268,11 +325,12 @@ void* CpuCache::pop_slow(size_t cls) {
 
 void CpuCache::push_slow(size_t cls, void* obj) {
   void* buf[kMaxBatch + 1];
-  if (mode_ == Mode::kLocked) {
+  Mode m = mode_or_start();
+  if (m == Mode::kLocked) {
     push_locked(cls, obj);
     return;
   }
-  if (mode_ == Mode::kNone || !thread_has_rseq()) {
+  if (m == Mode::kNone || !thread_has_rseq()) {
     backend_.drain(cls, &obj, 1);
     return;
   }
@@ -433,7 +491,7 @@ bool CpuCache::selected(size_t cpu, uint64_t now, uint64_t idle_ms) const {
 }
 
 size_t CpuCache::drain(uint64_t idle_ms) {
-  if (mode_ == Mode::kNone)
+  if (mode() == Mode::kNone)
     return 0;
   uint64_t now = os::now_ms();
   size_t drained = 0;
@@ -489,7 +547,7 @@ void CpuCache::maybe_drain_idle(uint64_t now) {
 }
 
 bool CpuCache::holds(size_t cls, const void* obj) const {
-  if (mode_ == Mode::kNone || cls >= num_classes_)
+  if (mode() == Mode::kNone || cls >= num_classes_)
     return false;
   for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
     if (!__atomic_load_n(&states_[cpu].initialised, __ATOMIC_ACQUIRE))
@@ -505,7 +563,7 @@ bool CpuCache::holds(size_t cls, const void* obj) const {
 }
 
 size_t CpuCache::cached_objects(size_t cls) const {
-  if (mode_ == Mode::kNone)
+  if (mode() == Mode::kNone)
     return 0;
   size_t total = 0;
   for (size_t cpu = 0; cpu < num_cpus_; cpu++) {
@@ -520,6 +578,7 @@ size_t CpuCache::cached_objects(size_t cls) const {
 }
 
 void CpuCache::lock_all() {
+  switch_lock_.lock();
   for (size_t cpu = 0; cpu < num_cpus_; cpu++)
     states_[cpu].lock.lock();
 }
@@ -527,11 +586,15 @@ void CpuCache::lock_all() {
 void CpuCache::unlock_all() {
   for (size_t cpu = 0; cpu < num_cpus_; cpu++)
     states_[cpu].lock.unlock();
+  switch_lock_.unlock();
 }
 
 void CpuCache::after_fork_child() {
   for (size_t cpu = 0; cpu < num_cpus_; cpu++)
     states_[cpu].lock.reset();
+  switch_lock_.reset();
+  // A thread of the parent may have been about to start the caches.
+  __atomic_store_n(&starting_, false, __ATOMIC_RELAXED);
   if (mode_ == Mode::kRseq)
     fence_ok_ = register_fence();
 }

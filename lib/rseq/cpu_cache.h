@@ -40,7 +40,16 @@ struct ClassLimits {
 struct Backend {
   int (*refill)(size_t cls, void** out, int n);         // 0: no memory
   void (*drain)(size_t cls, void* const* objs, int n);  // takes them all
+  // The caches are due to start: take the lock that serialises start(),
+  // call it. nullptr: init() starts them at once.
+  void (*start)();
 };
+
+/// Slow paths (every malloc and free until then) served by the backend
+/// before the caches start: a process that allocates a few times pays for
+/// no region, fence or sysfs read. They start earlier when the process
+/// makes its first thread.
+inline constexpr uint32_t kStartAfter = 16;
 
 inline constexpr size_t kRegionShift = 18;  // 256 KiB of address per CPU
 inline constexpr size_t kRegionBytes = size_t{1} << kRegionShift;
@@ -65,14 +74,25 @@ struct alignas(64) CpuState {
 /// The per-CPU caches of the process.
 class CpuCache {
  public:
-  /// Lays out the caches and picks the mode: rseq when `want_rseq` and
-  /// rseq is usable, else the locked fallback; kNone when no memory. The
-  /// reason for a fallback is kept for reason().
+  /// Sets the limits and the backend, and probes rseq (no system call).
+  /// With a Backend::start, the caches themselves wait for start(): until
+  /// then the mode is kNone and every operation goes to the backend.
+  /// Without one, init() calls start().
   void init(const ClassLimits* limits,
             size_t num_classes,
             Backend backend,
             size_t budget_bytes,
             bool want_rseq);
+
+  /// Maps the regions and picks the mode: rseq when `want_rseq` and rseq
+  /// is usable, else the locked fallback; kNone when no memory. The reason
+  /// for a fallback is kept for describe(). Once; true the first time.
+  /// The caller serialises the calls (the layer above's start-up lock);
+  /// slow paths ask for it through Backend::start after kStartAfter calls.
+  bool start();
+
+  /// Whether init() has run.
+  bool configured() const { return backend_.refill != nullptr; }
 
   /// Pops an object of class cls, or nullptr on a miss (take pop_slow).
   /// Always misses while the fast path is off (set_fast_path).
@@ -126,7 +146,10 @@ class CpuCache {
   /// push_slow), so it can act on every block (mallopt M_PERTURB). A
   /// section that read the old state may still complete: the switch takes
   /// effect for operations that start after it.
+  /// Before start(), the choice is kept and applied when the caches start.
   void set_fast_path(bool on) {
+    LockGuard guard(switch_lock_);
+    fast_on_ = on;
     __atomic_store_n(&fast_.base, on ? where_.base : nullptr, __ATOMIC_RELEASE);
   }
 
@@ -166,7 +189,12 @@ class CpuCache {
   /// Objects sitting in caches for class cls, across CPUs (racy).
   size_t cached_objects(size_t cls) const;
 
-  Mode mode() const { return mode_; }
+  /// Acquire: who sees a mode sees the layout start() made before it.
+  /// (Through its bytes: clang's __atomic builtins refuse enums.)
+  Mode mode() const {
+    return static_cast<Mode>(__atomic_load_n(
+        reinterpret_cast<const uint8_t*>(&mode_), __ATOMIC_ACQUIRE));
+  }
 
   /// "rseq/mm_cid", "rseq/cpu_id" or "fallback: <reason>".
   const char* describe() const { return description_; }
@@ -181,8 +209,8 @@ class CpuCache {
 
   const uint16_t* begins() const { return begin_; }
 
-  /// Fork support: take, release, or reset every CPU lock; the child also
-  /// re-registers the membarrier fence.
+  /// Fork support: take, release, or reset the fast-path switch's lock and
+  /// every CPU lock; the child also re-registers the membarrier fence.
   void lock_all();
   void unlock_all();
   void after_fork_child();
@@ -215,6 +243,13 @@ class CpuCache {
   size_t restart_cpu(size_t cpu);
   bool selected(size_t cpu, uint64_t now, uint64_t idle_ms) const;
   void note_activity(size_t cpu);
+  Mode mode_or_start();
+
+  /// mode_ = m, with release (see mode()).
+  void publish_mode(Mode m) {
+    __atomic_store_n(reinterpret_cast<uint8_t*>(&mode_),
+                     static_cast<uint8_t>(m), __ATOMIC_RELEASE);
+  }
 
   Where fast_ = {};     // what pop and push read: where_, or no base when off
   uintptr_t word_ = 0;  // the layer above's fast-path word (word())
@@ -230,7 +265,14 @@ class CpuCache {
   uint64_t idle_ms_ = 0;             // drain caches idle this long (0: never)
   bool single_index_ = false;        // locked mode: every thread uses cache 0
   uint64_t next_idle_check_ms_ = 0;  // when maybe_drain_idle next looks
-  Backend backend_ = {};             // refill and drain
+  Backend backend_ = {};             // refill, drain and start
+  Support support_ = {};             // rseq::probe() at init
+  bool want_rseq_ = false;           // RSMALLOC_RSEQ is not 0
+  bool started_ = false;             // start() has run
+  uint32_t slow_calls_ = 0;          // slow paths before start (relaxed)
+  bool starting_ = false;            // a slow path has called Backend::start
+  Lock switch_lock_{};               // set_fast_path against start
+  bool fast_on_ = true;              // set_fast_path's choice
   const char* description_ = "fallback: not initialised";  // for verbose
   char reason_buf_[128] = {};                              // its text
   ClassLimits limits_[kMaxClasses] = {};                   // per class

@@ -135,6 +135,116 @@ START_TEST(no_memory_for_regions_passes_through) {
 
 END_TEST
 
+// glibc's word on whether the process has made a thread (weak: 2.32+).
+extern "C" char __libc_single_threaded __attribute__((weak));
+
+namespace {
+
+bool single_threaded() {
+  return &__libc_single_threaded == nullptr || __libc_single_threaded != 0;
+}
+
+int g_starts;  // calls of the start callback below
+
+void count_and_start() {
+  g_starts++;
+  g_cache->start();
+}
+
+void* no_op_thread(void*) {
+  return nullptr;
+}
+
+}  // namespace
+
+START_TEST(caches_start_at_the_nth_slow_path) {
+  // With a start callback the caches wait: the first kStartAfter - 1 slow
+  // paths go to the backend one object at a time, with no region mapped;
+  // the kStartAfter-th calls back, and from then on the caches work.
+  if (!single_threaded()) {
+    fprintf(stderr,
+            "caches_start_at_the_nth_slow_path: the process has "
+            "made threads (CK_FORK=no?): skipped\n");
+    return;
+  }
+  int& starts = g_starts;
+  starts = 0;
+  g_cache->init(kLimits, kClasses, {fake_refill, fake_drain, count_and_start},
+                1 << 20, _i != 0);
+  pin_to(allowed_cpus()[0]);
+  ck_assert(g_cache->mode() == Mode::kNone);
+  ck_assert_ptr_null(g_cache->regions());
+  ck_assert_uint_eq(g_cache->num_cpus(), 0);
+  void* held = nullptr;
+  for (uint32_t k = 1; k < rs::rseq::kStartAfter; k++) {  // get, put, ... get
+    if (held == nullptr) {
+      held = get(1);
+      ck_assert_ptr_nonnull(held);
+    } else {
+      put(1, held);
+      held = nullptr;
+    }
+  }
+  ck_assert_ptr_nonnull(held);
+  ck_assert_int_eq(starts, 0);
+  ck_assert(g_cache->mode() == Mode::kNone);
+  ck_assert_int_eq(g_last_refill_n, 1);
+  ck_assert_int_eq(g_refill_calls + g_drain_calls,
+                   static_cast<int>(rs::rseq::kStartAfter) - 1);
+  ck_assert_uint_eq(total_cached(), 0);
+  // The kStartAfter-th slow path starts them (and is served by them).
+  void* p = get(1);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_int_eq(starts, 1);
+  ck_assert(g_cache->mode() != Mode::kNone);
+  ck_assert_ptr_nonnull(g_cache->regions());
+  ck_assert_uint_ge(g_cache->num_cpus(), 1);
+  ck_assert_int_gt(g_last_refill_n, 1);  // a batch now
+  ck_assert(!g_cache->start());          // once
+  put(1, p);
+  put(1, held);
+  ck_assert_uint_gt(total_cached(), 0);
+  for (int k = 0; k < 100; k++) {
+    void* q = get(2);
+    ck_assert_ptr_nonnull(q);
+    put(2, q);
+  }
+  ck_assert_int_eq(starts, 1);
+  g_cache->drain_all();
+  check_conservation(0);
+}
+
+END_TEST
+
+START_TEST(caches_start_with_the_first_thread) {
+  // The first slow path after glibc says a thread was made starts them,
+  // however few calls came before (registering the fence is cheaper while
+  // the process has one thread; pthread_create's own allocations come
+  // before the clone).
+  g_starts = 0;
+  g_cache->init(kLimits, kClasses, {fake_refill, fake_drain, count_and_start},
+                1 << 20, _i != 0);
+  void* p = get(1);
+  ck_assert_ptr_nonnull(p);
+  put(1, p);
+  if (single_threaded()) {
+    ck_assert_int_eq(g_starts, 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, nullptr, no_op_thread, nullptr), 0);
+    ck_assert_int_eq(pthread_join(t, nullptr), 0);
+  }
+  ck_assert(!single_threaded());
+  p = get(1);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_int_eq(g_starts, 1);
+  ck_assert(g_cache->mode() != Mode::kNone);
+  put(1, p);
+  g_cache->drain_all();
+  check_conservation(0);
+}
+
+END_TEST
+
 START_TEST(mode_and_cpu_count) {
   init_cache(_i != 0);
   fprintf(stderr, "want_rseq=%d: mode %s (%s), %zu CPUs\n", _i,
@@ -358,6 +468,8 @@ int main(void) {
   tcase_add_loop_test(tc, init_refuses_bad_limits, 0, 2);
   tcase_add_loop_test(tc, refused_init_still_reaches_the_backend, 0, 2);
   tcase_add_loop_test(tc, no_memory_for_regions_passes_through, 0, 2);
+  tcase_add_loop_test(tc, caches_start_at_the_nth_slow_path, 0, 2);
+  tcase_add_loop_test(tc, caches_start_with_the_first_thread, 0, 2);
   tcase_add_loop_test(tc, mode_and_cpu_count, 0, 2);
   tcase_add_test(tc, possible_cpus_counts_every_cpu);
   suite_add_tcase(s, tc);

@@ -1,0 +1,61 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The start-up cost rsmalloc puts on every process it is preloaded into,
+# counted in system calls under strace (a count, not a timing: the machine
+# may be busy). The first malloc makes three: getrandom (the secrets) and
+# the mappings of the heap chunk and the page-map leaf (plus munmaps where
+# the kernel does not align the chunk); none is a per-CPU cache's (the
+# sysfs read of the possible CPUs, membarrier, the regions' mapping and
+# madvise): the caches start at the 16th slow path, which the next calls
+# reach. The first span descriptors need no mapping. In both cache modes.
+# Skipped without strace, or where it cannot trace (no ptrace).
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+
+prog=$top_builddir/tests/startup_prog
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/rs-startup.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+if ! command -v strace >/dev/null 2>&1; then
+  skip "strace is not installed"
+  finish
+fi
+if ! strace -f -o /dev/null true 2>/dev/null; then
+  skip "strace cannot trace here (ptrace refused)"
+  finish
+fi
+
+# between FILE A B: the system calls between the markers close(A) and
+# close(B), one name a line.
+between() {
+  sed -n "/^[0-9]* *close($2)/,/^[0-9]* *close($3)/p" "$1" |
+    sed -e '1d;$d' -e 's/^[0-9]* *//' -e 's/(.*//' |
+    grep -v -e '^+++' -e '^---' -e '^<' || true
+}
+
+for rseq in auto 0; do
+  out=$tmp/trace-$rseq
+  if ! RSMALLOC_RSEQ=$rseq LD_PRELOAD=$RSMALLOC_LIB \
+    strace -f -o "$out" "$prog" 2>"$tmp/err"; then
+    not_ok "RSMALLOC_RSEQ=$rseq: startup_prog failed under strace"
+    show "$tmp/err"
+    continue
+  fi
+  between "$out" -101 -102 >"$tmp/first"
+  check "RSMALLOC_RSEQ=$rseq: the first malloc calls only getrandom, mmap, munmap" \
+    sh -c "! grep -q -v -x -e getrandom -e mmap -e munmap '$tmp/first'" ||
+    show "$tmp/first"
+  maps=$(grep -c -x mmap "$tmp/first")
+  most=2 # the heap chunk and the page-map leaf
+  # A kernel that does not align a 2 MiB mapping: one more, and munmaps.
+  grep -q -x munmap "$tmp/first" && most=3
+  check "RSMALLOC_RSEQ=$rseq: the first malloc maps $maps times (at most $most)" \
+    [ "$maps" -le "$most" ] || show "$tmp/first"
+  between "$out" -102 -103 >"$tmp/next"
+  check "RSMALLOC_RSEQ=$rseq: calls 2 to 13 start no cache" \
+    sh -c "! grep -q -e openat -e membarrier -e madvise '$tmp/next'" ||
+    show "$tmp/next"
+  between "$out" -103 -104 >"$tmp/later"
+  check "RSMALLOC_RSEQ=$rseq: the caches start by the 16th call (madvise of the regions)" \
+    grep -q madvise "$tmp/later" || show "$tmp/later"
+done
+finish
