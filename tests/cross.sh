@@ -54,6 +54,9 @@ done
 # threads forks and the child starts one (qemu_plugin_vcpu_init_hook:
 # assertion failed; test_stress, rseq/test_fork): 8 or later is needed,
 # e.g. bookworm-backports' qemu-user 1:10.0.2 (or RS_QEMU=/path/to/it).
+# That one still leaves its fd-table lock held in a child forked while
+# another thread is in read or write (QEMU issue 2846): test_fork_hang
+# tells such a child from a real hang (tests/emulator_stuck.h).
 if [ "$qemu" != native ]; then
   version=$("$qemu" --version | sed -n 's/.* version \([0-9]*\)\..*/\1/p')
   if [ "${version:-0}" -lt 8 ]; then

@@ -6,7 +6,8 @@
 check_PROGRAMS += tests/fork/test_fork_hang
 
 tests_fork_test_fork_hang_SOURCES = tests/fork/test_fork_hang.c \
-	tests/rseq/alloc_util.h tests/check_main.h tests/on_valgrind.h
+	tests/rseq/alloc_util.h tests/emulator_stuck.h tests/check_main.h \
+	tests/on_valgrind.h
 tests_fork_test_fork_hang_CFLAGS = $(CHECK_CFLAGS) $(RS_WARN_CFLAGS) \
 	-pthread -fno-builtin
 tests_fork_test_fork_hang_LDFLAGS = -pthread

@@ -24,7 +24,8 @@ RS_RSEQ_TEST_BINS = \
 	tests/rseq/test_fork
 
 check_PROGRAMS += $(RS_RSEQ_TEST_BINS)
-EXTRA_DIST += tests/rseq/cache_harness.h tests/rseq/alloc_util.h tests/on_valgrind.h
+EXTRA_DIST += tests/rseq/cache_harness.h tests/rseq/alloc_util.h tests/on_valgrind.h \
+	tests/emulator_stuck.h
 
 tests_rseq_test_conservation_SOURCES = tests/rseq/test_conservation.cc \
 	tests/rseq/cache_harness.h

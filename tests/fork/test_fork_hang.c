@@ -12,10 +12,14 @@
  * their content, and stdio (which takes the list lock) works. The program
  * runs its suite in the default mode and then again, re-executed, with
  * RSMALLOC_RSEQ=0. A hang is caught by Check's timeout and by a
- * per-child deadline. */
+ * per-child deadline. Under qemu-user a child of the stdio case may hang
+ * in qemu's own fd-table lock, which qemu 10.0.2 does not hold across
+ * fork (its bug, not rsmalloc's): such a child, proven to be stuck
+ * there (tests/emulator_stuck.h), is reported and not counted. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +29,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "../check_main.h"
@@ -154,6 +160,26 @@ static void make_lines_file(void) {
   ck_assert_int_eq(fclose(f), 0);
 }
 
+/* Under qemu-user only: a child proven stuck on the emulator's own
+ * fd-table lock (tests/emulator_stuck.h: qemu's bug, which a program
+ * without rsmalloc hits as often) is not counted as a failure, but said
+ * in the log and on make check's terminal (fd 9), never silently. */
+static void note_emulator_stuck(int k) {
+  char line[800];
+  int n = snprintf(line, sizeof line,
+                   "test_fork_hang: fork %d: child stuck in qemu-user, not "
+                   "in the program: %s (QEMU issue 2846; not counted)\n",
+                   k, g_emulator_stuck_why);
+  if (n <= 0)
+    return;
+  if ((size_t)n >= sizeof line)
+    n = (int)sizeof line - 1;
+  ssize_t w = write(2, line, (size_t)n);
+  if (fcntl(9, F_GETFD) != -1)
+    w = write(9, line, (size_t)n);
+  (void)w; /* only a note */
+}
+
 START_TEST(fork_while_threads_use_stdio) {
   int forks = iterations();
   uint64_t t0 = now_ms();
@@ -168,16 +194,21 @@ START_TEST(fork_while_threads_use_stdio) {
     ck_assert_int_eq(pthread_create(&t[nt++], NULL, writer, NULL), 0);
   ck_assert_int_eq(pthread_create(&t[nt++], NULL, flusher, NULL), 0);
 
-  int failed = 0;
-  char why[160] = "";
+  int failed = 0, in_emulator = 0;
+  char why[800] = "";
   for (int k = 0; k < forks; k++) {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0)
       rs_child_exit(child_heap_check((uint32_t)k + 1));
     int status = 0;
-    char what[96];
+    char what[720];
     int rc = wait_with_timeout(pid, &status, rs_on_valgrind() ? 120000 : 20000);
+    if (rc == RS_CHILD_IN_EMULATOR) {
+      in_emulator++;
+      note_emulator_stuck(k);
+      continue;
+    }
     if (!child_ok(rc, status, what, sizeof what) && failed++ == 0)
       snprintf(why, sizeof why, "fork %d: child %s", k, what);
   }
@@ -195,6 +226,12 @@ START_TEST(fork_while_threads_use_stdio) {
       (unsigned long long)(now_ms() - t0));
   ck_assert_msg(failed == 0, "%d of %d children failed; first: %s", failed,
                 forks, why);
+  /* Observed: 1 child in 3,000 forks or fewer (tests/emulator_stuck.h).
+   * Many more would mean the emulator, not a rare race, keeps the test
+   * from running enough children to mean anything. */
+  ck_assert_msg(in_emulator <= forks / 50,
+                "%d of %d children stuck in the emulator's own lock",
+                in_emulator, forks);
   ck_assert_uint_ge(g_stdio_ops, at_least((uint64_t)forks));
 }
 
@@ -301,6 +338,48 @@ START_TEST(fork_in_signal_handler_during_fork) {
 
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* The emulator's bug is never an excuse for the program's: a child that
+ * waits forever on a futex word of the program's own (in its .bss) is not
+ * taken for one stuck in the emulator, natively or under qemu-user, where
+ * it must get as far as the address check (tests/emulator_stuck.h). */
+
+static int g_never_woken; /* a futex word nobody wakes */
+
+START_TEST(child_stuck_in_program_is_not_blamed_on_emulator) {
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    for (;;)
+      syscall(SYS_futex, &g_never_woken, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+  }
+  /* Until it sleeps in its wait (qemu-user starts a child slowly). */
+  char wchan[128] = "";
+  uint64_t deadline = now_ms() + (uint64_t)rs_scaled_ms(10000);
+  while (now_ms() < deadline &&
+         (rs_proc_line(pid, "wchan", wchan, sizeof wchan) != 0 ||
+          strstr(wchan, "futex") == NULL))
+    sleep_us(10000);
+  char why[640] = "", exe[512];
+  int stage = rs_stuck_stage(pid, why, sizeof why);
+  int emulated = rs_child_emulated(pid, exe, sizeof exe);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  ck_assert_msg(stage != RS_STUCK_IN_EMULATOR,
+                "a child waiting on the program's own futex word was taken "
+                "for stuck in the emulator: %s",
+                why);
+  if (rs_on_emulator() && emulated)
+    ck_assert_msg(stage == RS_STUCK_IN_PROGRAM,
+                  "under %s the child's futex wait was not seen (stage %d, "
+                  "wchan '%s')",
+                  exe, stage, wchan);
+  else
+    ck_assert_int_eq(stage, RS_STUCK_NOT_EMULATED);
+}
+
+END_TEST
+
 static Suite* fork_hang_suite(void) {
   Suite* s = suite_create("fork_hang");
   TCase* tc = tcase_create("fork_hang");
@@ -309,6 +388,7 @@ static Suite* fork_hang_suite(void) {
    * case's threads would make the process multi-threaded for good. */
   tcase_add_test(tc, fork_in_signal_handler_during_fork);
   tcase_add_test(tc, fork_while_threads_use_stdio);
+  tcase_add_test(tc, child_stuck_in_program_is_not_blamed_on_emulator);
   suite_add_tcase(s, tc);
   return s;
 }

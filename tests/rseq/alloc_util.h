@@ -25,6 +25,7 @@
 
 #include <sys/wait.h>
 
+#include "../emulator_stuck.h"
 #include "../on_valgrind.h"
 #include "rsmalloc.h"
 
@@ -374,8 +375,16 @@ static inline int class_stats(size_t class_size, long* in_use, long* cached) {
 /* ------------------------------------------------------------------ */
 /* Children. */
 
-/* Waits up to timeout_ms for pid; 0 when it ended, -1 on timeout (it is
- * killed), -2 when waitpid fails. */
+/* wait_with_timeout()'s result for a child proven stuck on a lock of
+ * qemu-user's own (../emulator_stuck.h), with what was seen in
+ * g_emulator_stuck_why. */
+enum { RS_CHILD_IN_EMULATOR = -3 };
+
+static char g_emulator_stuck_why[640];
+
+/* Waits up to timeout_ms for pid: 0 when it ended (status set), -1 when
+ * it did not and was killed, RS_CHILD_IN_EMULATOR when it did not because
+ * it is stuck in the emulator (then killed), -2 when waitpid failed. */
 static inline int wait_with_timeout(pid_t pid, int* status, long timeout_ms) {
   uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
   for (;;) {
@@ -388,15 +397,24 @@ static inline int wait_with_timeout(pid_t pid, int* status, long timeout_ms) {
       break;
     sleep_us(500);
   }
+  int stuck = rs_stuck_in_emulator(pid, g_emulator_stuck_why,
+                                   sizeof g_emulator_stuck_why);
   kill(pid, SIGKILL);
   waitpid(pid, status, 0);
-  return -1;
+  return stuck ? RS_CHILD_IN_EMULATOR : -1;
 }
 
-/* Describes a child's end into buf; returns 1 when it exited with 0. */
+/* Describes a child's end into buf; returns 1 when it exited with 0. A
+ * child stuck in the emulator is a failure here too: a test that knows
+ * the emulator's bug checks for RS_CHILD_IN_EMULATOR first. */
 static inline int child_ok(int rc, int status, char* buf, size_t len) {
   if (rc == -1) {
     snprintf(buf, len, "hung (killed after the timeout: deadlock?)");
+    return 0;
+  }
+  if (rc == RS_CHILD_IN_EMULATOR) {
+    snprintf(buf, len, "hung in the emulator's own lock: %s",
+             g_emulator_stuck_why);
     return 0;
   }
   if (rc != 0) {
