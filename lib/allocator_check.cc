@@ -49,34 +49,27 @@ constexpr uint64_t kConfirmWaitMs = 1000;
 /// the class (nor of strict mode's quarantine, counted as class 0) was on
 /// its way when it began and none began before it ended (moves.h), for a
 /// block on the move is in no place the look can see. Otherwise it asks
-/// new moves to wait a little (MoveCounts::waiters), yields and looks
+/// new moves to wait a little (g_move_waiters), yields and looks
 /// again. Slow: it scans every CPU's slots of the class and the transfer
 /// cache and walks the span's free list; it runs only when the mark is
 /// found.
 bool small_block_is_free(void* p, size_t cls, const char* what) {
-  MoveCounts& moves = g_moves[cls];
-  MoveCounts& quarantine = g_moves[0];
+  uint32_t moves[kMoveSlots];
+  uint32_t quarantine[kMoveSlots];
   bool asked = false;
   uint64_t deadline = 0;
   bool is_free = false;
   for (;;) {
-    // finished before started: started - finished then counts at least
-    // every move on its way when started was read.
-    uint32_t finished = __atomic_load_n(&moves.finished, __ATOMIC_SEQ_CST);
-    uint32_t started = __atomic_load_n(&moves.started, __ATOMIC_SEQ_CST);
-    uint32_t q_finished =
-        __atomic_load_n(&quarantine.finished, __ATOMIC_SEQ_CST);
-    uint32_t q_started = __atomic_load_n(&quarantine.started, __ATOMIC_SEQ_CST);
+    bool quiet = moves_quiet_snapshot(cls, moves);
+    quiet = moves_quiet_snapshot(0, quarantine) && quiet;
     is_free = found_free(p, cls, what);
     if (is_free)
       break;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (started == finished && q_started == q_finished &&
-        __atomic_load_n(&moves.started, __ATOMIC_SEQ_CST) == started &&
-        __atomic_load_n(&quarantine.started, __ATOMIC_SEQ_CST) == q_started)
+    if (quiet && moves_unchanged(cls, moves) && moves_unchanged(0, quarantine))
       break;  // no block was on the move: p is in use
     if (!asked) {
-      __atomic_fetch_add(&moves.waiters, 1u, __ATOMIC_SEQ_CST);
+      __atomic_fetch_add(&g_move_waiters[cls], 1u, __ATOMIC_SEQ_CST);
       asked = true;
       deadline = os::now_ms() + kConfirmWaitMs;
     } else if (os::now_ms() > deadline) {
@@ -85,7 +78,7 @@ bool small_block_is_free(void* p, size_t cls, const char* what) {
     sched_yield();
   }
   if (asked)
-    __atomic_fetch_sub(&moves.waiters, 1u, __ATOMIC_SEQ_CST);
+    __atomic_fetch_sub(&g_move_waiters[cls], 1u, __ATOMIC_SEQ_CST);
   return is_free;
 }
 

@@ -2,6 +2,7 @@
 // Base layer: the counts of free blocks on the move (moves.h).
 #include "moves.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #ifdef RS_RSEQ_INJECT
@@ -12,7 +13,8 @@ void (*volatile rs_inject_moving)(size_t, void* const*, size_t);
 
 namespace rs {
 
-MoveCounts g_moves[kMoveClasses];
+MoveSlot g_move_slots[kMoveSlots];
+uint32_t g_move_waiters[kMoveClasses];
 
 namespace {
 
@@ -23,22 +25,63 @@ constexpr int kPoliteYields = 64;
 
 }  // namespace
 
+size_t move_slot() {
+  // pthread_self() is the thread's control block: distinct per live
+  // thread, a load of the thread pointer (no allocation). The multiply
+  // spreads its bits; the top ones pick the slot.
+  uint64_t self = static_cast<uint64_t>(pthread_self());
+  return static_cast<size_t>((self * 0x9e3779b97f4a7c15u) >> 58) &
+         (kMoveSlots - 1);
+}
+
+uint32_t moves_started(size_t cls) {
+  uint32_t sum = 0;
+  for (size_t s = 0; s < kMoveSlots; s++)
+    sum += __atomic_load_n(&g_move_slots[s].cls[cls].started, __ATOMIC_SEQ_CST);
+  return sum;
+}
+
+bool moves_quiet_snapshot(size_t cls, uint32_t* started) {
+  bool quiet = true;
+  for (size_t s = 0; s < kMoveSlots; s++) {
+    // finished before started: started - finished then counts at least
+    // every move of this slot on its way when started was read.
+    const MoveCount& m = g_move_slots[s].cls[cls];
+    uint32_t finished = __atomic_load_n(&m.finished, __ATOMIC_SEQ_CST);
+    started[s] = __atomic_load_n(&m.started, __ATOMIC_SEQ_CST);
+    quiet = quiet && started[s] == finished;
+  }
+  return quiet;
+}
+
+bool moves_unchanged(size_t cls, const uint32_t* started) {
+  for (size_t s = 0; s < kMoveSlots; s++) {
+    if (__atomic_load_n(&g_move_slots[s].cls[cls].started, __ATOMIC_SEQ_CST) !=
+        started[s])
+      return false;
+  }
+  return true;
+}
+
 void move_yield_to_waiters(size_t cls) {
   for (int i = 0; i < kPoliteYields; i++) {
-    if (RS_LIKELY(__atomic_load_n(&g_moves[cls].waiters, __ATOMIC_RELAXED) ==
-                  0))
+    if (RS_LIKELY(__atomic_load_n(&g_move_waiters[cls], __ATOMIC_RELAXED) == 0))
       return;
     sched_yield();
   }
 }
 
 void moves_after_fork_child() {
-  for (size_t c = 0; c < kMoveClasses; c++) {
-    MoveCounts& m = g_moves[c];
-    __atomic_store_n(&m.finished, __atomic_load_n(&m.started, __ATOMIC_RELAXED),
-                     __ATOMIC_RELAXED);
-    __atomic_store_n(&m.waiters, 0u, __ATOMIC_RELAXED);
+  for (size_t s = 0; s < kMoveSlots; s++) {
+    for (size_t c = 0; c < kMoveClasses; c++) {
+      MoveCount& m = g_move_slots[s].cls[c];
+      __atomic_store_n(&m.finished,
+                       __atomic_load_n(&m.started, __ATOMIC_RELAXED),
+                       __ATOMIC_RELAXED);
+    }
   }
+  for (size_t c = 0; c < kMoveClasses; c++)
+    __atomic_store_n(&g_move_waiters[c], 0u, __ATOMIC_RELAXED);
 }
 
 }  // namespace rs

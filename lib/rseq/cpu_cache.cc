@@ -396,6 +396,7 @@ void CpuCache::push_locked(size_t cls, void* obj) {
   size_t cpu = current_cpu();
   CpuState& st = states_[cpu];
   int n = 0;
+  size_t move;  // the move's slot (moves.h)
   {
     LockGuard guard(st.lock);
     if (!st.initialised)
@@ -407,7 +408,7 @@ void CpuCache::push_locked(size_t cls, void* obj) {
     }
     // A miss: the batch is in buf only until the backend has it (moves.h).
     // Begun under the lock, so it never waits.
-    move_begin(cls);
+    move = move_begin(cls);
     while (n < limits_[cls].batch && h->current > h->begin) {
       buf[n++] = slot(cpu, --h->current);
     }
@@ -416,7 +417,7 @@ void CpuCache::push_locked(size_t cls, void* obj) {
   buf[n++] = obj;
   RS_INJECT_MOVING(cls, buf, static_cast<size_t>(n));
   backend_.drain(cls, buf, n);
-  move_end(cls);
+  move_end(cls, move);
 }
 
 size_t CpuCache::take_all(size_t cpu, size_t cls, bool reset_capacity) {

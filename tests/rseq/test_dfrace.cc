@@ -214,13 +214,9 @@ START_TEST(mark_coincidence_beside_moves) {
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, nullptr, churn, nullptr), 0);
   uint64_t worst = 0, total = 0;
-  uint32_t moves0 =
-      __atomic_load_n(&rs::g_moves[g_cls].started, __ATOMIC_SEQ_CST);
+  uint32_t moves0 = rs::moves_started(g_cls);
   uint64_t until = now_ms() + 5000;
-  while (__atomic_load_n(&rs::g_moves[g_cls].started, __ATOMIC_SEQ_CST) -
-                 moves0 <
-             10 &&
-         now_ms() < until)
+  while (rs::moves_started(g_cls) - moves0 < 10 && now_ms() < until)
     sched_yield();  // the churn is under way
   for (int i = 0; i < 2000; i++) {
     void* p = rs::allocate(kSize);
@@ -229,8 +225,7 @@ START_TEST(mark_coincidence_beside_moves) {
     total += ms;
     worst = ms > worst ? ms : worst;
   }
-  uint32_t moves =
-      __atomic_load_n(&rs::g_moves[g_cls].started, __ATOMIC_SEQ_CST) - moves0;
+  uint32_t moves = rs::moves_started(g_cls) - moves0;
   __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
   pthread_join(t, nullptr);
   fprintf(stderr,
