@@ -199,7 +199,10 @@ Mode CpuCache::mode_or_start() {
   if (!__atomic_compare_exchange_n(&starting_, &idle, true, false,
                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return m;
-  backend_.start();
+  if (backend_.start != nullptr)
+    backend_.start();
+  else
+    start();  // init() refused before it could start them (no backend hook)
   return mode();
 }
 
