@@ -52,16 +52,16 @@ void perturb_free(void* p, size_t size) {
 }
 
 /// An object of class cls, from the cache or its slow path, its free mark
-/// cleared (under valgrind vg_new clears it: memcheck still sees the
-/// block as freed here).
+/// replaced by the class tag (under valgrind vg_new clears it: memcheck
+/// still sees the block as freed here).
 void* allocate_class(size_t cls) {
   void* p = g_cpu_cache.pop_cached(cls);
   if (p == nullptr)
     p = g_cpu_cache.pop_slow(cls);
   if (p == nullptr)
     return fail_enomem();
-  if (kFreeChecks && !g_valgrind)
-    *mark_word(p) = 0;
+  if (!g_valgrind)
+    *mark_word(p) = cls;
   return p;
 }
 

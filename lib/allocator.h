@@ -25,16 +25,55 @@ extern rseq::CpuCache g_cpu_cache;
 inline constexpr bool kFreeChecks = RS_FREE_CHECKS != 0;
 
 /// The free mark: a free writes it into the second word of a small block
-/// (the first holds the central lists' link), and every allocation clears
-/// it. A free that finds it is most likely a double free, which
-/// free_marked() confirms. Random per process, odd (no aligned pointer
-/// equals it), set before the first block is handed out. The fast path
-/// reads its copy in g_cpu_cache.word().
+/// (the first holds the central lists' link), and every allocation
+/// replaces it with the block's class tag (below). A free that finds it is
+/// most likely a double free, which free_marked() confirms. Random per
+/// process, odd (no aligned pointer equals it, nor any class), set before
+/// the first block is handed out. The fast path reads its copy in
+/// g_cpu_cache.word().
 extern uintptr_t g_free_mark;
 
-/// The second word of a small block: where the free mark goes.
+/// The second word of a small block: where the free mark and the class tag
+/// go.
 RS_FAST_PATH uintptr_t* mark_word(void* p) {
   return static_cast<uintptr_t*>(p) + 1;
+}
+
+/// The class tag: an allocation leaves the block's class in its second
+/// word, and free pushes by the tag when it still equals the page map's
+/// class, so that the push's addresses come from malloc's store to the
+/// block (forwarded while the block is fresh) rather than from the page
+/// map's loads, which wait on the pointer: in a malloc/free loop the next
+/// malloc's loads would wait for them (docs/benchmarks.md, "The class
+/// tag"). Sized frees do the same with the size's class. Neither is
+/// trusted: a program that wrote over the word gets the page map's class,
+/// as does one whose data happens to differ.
+///
+/// same_class(a, b): a == b, compared by an asm branch, so that the
+/// compiler neither goes on with b's register once it knows the two are
+/// equal (clang does) nor turns the choice into a conditional move, which
+/// would wait for both. Other architectures have no rseq fast path: the
+/// page map's class.
+RS_FAST_PATH bool same_class(uintptr_t a, size_t b) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__ goto("cmp %1, %0\n\tjne %l[other]" : : "r"(a), "r"(b) : "cc" : other);
+  return true;
+other:
+  return false;
+#elif defined(__aarch64__)
+  __asm__ goto("cmp %0, %1\n\tb.ne %l[other]"
+               :
+               : "r"(a), "r"(b)
+               : "cc"
+               : other);
+  return true;
+other:
+  return false;
+#else
+  (void)a;
+  (void)b;
+  return false;
+#endif
 }
 
 RS_SLOW_PATH void* allocate_slow(size_t n);
@@ -62,10 +101,10 @@ RS_SLOW_PATH void free_marked(void* p, size_t cls, const char* what);
 /// malloc: n bytes, 16-byte aligned; nullptr with errno ENOMEM on failure.
 RS_FAST_PATH void* allocate(size_t n) {
   if (RS_LIKELY(n <= kMaxSmallSize)) {
-    void* p = g_cpu_cache.pop(size_class_of(n));
+    size_t cls = size_class_of(n);
+    void* p = g_cpu_cache.pop(cls);
     if (RS_LIKELY(p != nullptr)) {
-      if constexpr (kFreeChecks)
-        *mark_word(p) = 0;
+      *mark_word(p) = cls;  // clears the free mark: the class tag
       return p;
     }
   }
@@ -74,19 +113,26 @@ RS_FAST_PATH void* allocate(size_t n) {
 
 /// free of a small block of class cls. With the fast path on: checks the
 /// free mark, writes it (before the push: once pushed, another thread may
-/// take p), then pushes. The mark is only touched here when the fast path
-/// is on: under valgrind (never on) a block of under 16 requested bytes
-/// has no second word memcheck would let free read.
-RS_FAST_PATH void deallocate_small(void* p, size_t cls, const char* what) {
+/// take p), then pushes, by the class tag where it holds (unless `early`:
+/// cls came from a sized free's size). The block is only read here when
+/// the fast path is on: under valgrind (never on) a block of under 16
+/// requested bytes has no second word memcheck would let free read.
+RS_FAST_PATH void deallocate_small(void* p,
+                                   size_t cls,
+                                   const char* what,
+                                   bool early = false) {
   if (RS_LIKELY(g_cpu_cache.fast_path_on())) {
+    uintptr_t word = *mark_word(p);
     if constexpr (kFreeChecks) {
       uintptr_t mark = g_cpu_cache.word();  // g_free_mark
-      if (RS_UNLIKELY(*mark_word(p) == mark)) {
+      if (RS_UNLIKELY(word == mark)) {
         free_marked(p, cls, what);
         return;
       }
       *mark_word(p) = mark;
     }
+    if (!early && same_class(word, cls))
+      cls = word;
     if (RS_LIKELY(g_cpu_cache.push_fast(cls, p)))
       return;
     deallocate_small_full(p, cls);
@@ -129,6 +175,13 @@ RS_SLOW_PATH void deallocate_sized_slow(void* p, size_t n, const char* what);
 RS_FAST_PATH void deallocate_sized(void* p, size_t n, const char* what) {
   size_t cls;
   if (RS_LIKELY(small_object_at(p, &cls))) {
+    // The size's class, when it is the block's, pushes (and then the size
+    // is right).
+    size_t sized = n <= kMaxSmallSize ? size_class_of(n) : 0;
+    if (RS_LIKELY(same_class(sized, cls))) {
+      deallocate_small(p, sized, what, true);
+      return;
+    }
     if constexpr (kFreeChecks) {
       if (RS_UNLIKELY(n > class_size(cls)))
         wrong_size(p, n, what);

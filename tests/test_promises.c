@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <malloc.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +24,9 @@
 #include "misuse.h"
 #include "rsmalloc.h"
 #include "stats_json.h"
+
+/* rsmalloc exports it; glibc 2.36's headers do not declare it. */
+void free_sized(void* p, size_t size);
 
 /* Report failures only: ck_assert*() in loops over many bytes is slow. */
 #define EXPECT(cond, ...)        \
@@ -405,6 +409,98 @@ START_TEST(mallopt_mmap_threshold) {
 END_TEST
 
 /* The rerun with RSMALLOC_RSEQ=0 really runs the locked fallback. */
+/* ------------------------------------------------------------------ */
+/* The class tag: free pushes a small block by the class number malloc
+ * left in its second word (docs/benchmarks.md, "The class tag"), and a
+ * sized free by its size's class, but only when they agree with the page
+ * map. A program that left another number there, or passed a smaller size,
+ * must never get the block back from a larger or another class. */
+
+/* Keeps this thread on one CPU, so that what it frees into its CPU's
+ * cache is what its next mallocs take. */
+static void stay_on_this_cpu(void) {
+  int cpu = sched_getcpu();
+  if (cpu < 0)
+    return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
+START_TEST(free_ignores_a_forged_class_tag) {
+  if (!rs_active())
+    return;
+  stay_on_this_cpu();
+
+  enum { kForged = 130 }; /* every class number there is, and more */
+
+  static void* p[kForged];
+  static void* q[2048];
+  for (uintptr_t v = 0; v < kForged; v++) {
+    p[v] = malloc(opaque(16));
+    EXPECT_NONNULL(p[v]);
+    ((uintptr_t*)p[v])[1] = v;
+  }
+  for (uintptr_t v = 0; v < kForged; v++)
+    free(p[v]);
+  /* Every small class, twice: had a tag been believed, one of them would
+   * hand out a 16-byte block. */
+  size_t count = 0;
+  for (size_t n = 17; n <= 256 * KiB && count < 2048;
+       n += n < 256 ? 16 : n / 16) {
+    for (int k = 0; k < 2; k++) {
+      void* b = malloc(opaque(n));
+      EXPECT_NONNULL(b);
+      size_t usable = malloc_usable_size(b);
+      EXPECT(usable >= n,
+             "malloc(%zu) gave a block of %zu bytes after 16-byte blocks "
+             "were freed with other class numbers in their second word",
+             n, usable);
+      for (uintptr_t v = 0; v < kForged; v++)
+        EXPECT(b != p[v], "malloc(%zu) gave a freed 16-byte block", n);
+      q[count++] = b;
+    }
+  }
+  for (size_t i = 0; i < count; i++)
+    free(q[i]);
+}
+
+END_TEST
+
+START_TEST(sized_free_files_by_the_block_not_the_size) {
+  if (!rs_active())
+    return;
+  stay_on_this_cpu();
+
+  enum { kBlocks = 64 };
+
+  static void* p[kBlocks];
+  static void* q[4 * kBlocks];
+  for (int i = 0; i < kBlocks; i++) {
+    p[i] = malloc(opaque(48));
+    EXPECT_NONNULL(p[i]);
+    memset(p[i], 0x5c, 48); /* no class tag left */
+  }
+  /* Smaller than the block: not a wrong size rsmalloc stops, but the
+   * block must go back as a 48-byte one, not as a block of 16's or 32's
+   * class. */
+  for (int i = 0; i < kBlocks; i++)
+    free_sized(p[i], opaque(i % 2 ? 16 : 20));
+  for (int i = 0; i < 4 * kBlocks; i++) {
+    q[i] = malloc(opaque(i % 2 ? 16 : 20));
+    EXPECT_NONNULL(q[i]);
+    for (int k = 0; k < kBlocks; k++)
+      EXPECT(q[i] != p[k],
+             "malloc(%d) gave a 48-byte block freed by free_sized(p, %d)",
+             i % 2 ? 16 : 20, k % 2 ? 16 : 20);
+  }
+  for (int i = 0; i < 4 * kBlocks; i++)
+    free(q[i]);
+}
+
+END_TEST
+
 START_TEST(cache_mode_follows_rsmalloc_rseq) {
   const char* env = getenv("RSMALLOC_RSEQ");
   const char* mode = rsmalloc_cache_mode();
@@ -443,6 +539,9 @@ static Suite* make_suite(void) {
   tcase_add_test(tc, transfer_caches_are_counted_and_trimmed);
   tcase_add_test(tc, mallopt_mmap_threshold);
   tcase_add_test(tc, cache_mode_follows_rsmalloc_rseq);
+  tc = tcase(s, "class tag", 30);
+  tcase_add_test(tc, free_ignores_a_forged_class_tag);
+  tcase_add_test(tc, sized_free_files_by_the_block_not_the_size);
   return s;
 }
 
