@@ -7,9 +7,12 @@
  * string, a small buffer, a node that dies at the end of the function. Run
  * with threads=1 and with one thread per CPU (threads=0).
  *
- * Parameters: threads (1), ops per thread (20M x scale), seed (1), and the
+ * Parameters: threads (1), ops per thread (20M x scale), seed (1), the
  * size range min (16) and max (32768): min=16 max=256 is the small-object
- * microbenchmark ("pairs" in bench/run). */
+ * microbenchmark ("pairs" in bench/run), and words (0): also write the
+ * first `words` 8-byte words of each block, as a program filling in a
+ * header would (words=2 overwrites rsmalloc's class tag: docs/benchmarks.md,
+ * "The class tag"). */
 #include "common.h"
 
 enum { kSizes = 4096 };
@@ -19,6 +22,7 @@ typedef struct {
   uint64_t seed;
   long id;
   size_t min, max;  // size range
+  size_t words;     // leading words written
 } worker_t;
 
 static void* worker(void* arg) {
@@ -34,6 +38,8 @@ static void* worker(void* arg) {
       die("malloc(%zu) failed", n);
     p[0] = (char)i;
     p[n - 1] = (char)i;
+    for (size_t k = 0; k < w->words && k < n / 8; k++)
+      ((volatile uint64_t*)p)[k] = (uint64_t)i + k;
     escape(p);
     free(p);
   }
@@ -46,13 +52,16 @@ int main(int argc, char** argv) {
   long ops = arg_scaled("ops", 20000000);
   uint64_t seed = (uint64_t)arg_long("seed", 1);
   long min = arg_long("min", 16), max = arg_long("max", 32768);
+  long words = arg_long("words", 0);
   bench_args_done();
   if (min < 1 || max < min)
     die("bad size range min=%ld max=%ld", min, max);
+  if (words < 0)
+    die("bad words=%ld", words);
 
   worker_t* w = xmalloc((size_t)threads * sizeof(worker_t));
   for (long i = 0; i < threads; i++)
-    w[i] = (worker_t){ops, seed, i, (size_t)min, (size_t)max};
+    w[i] = (worker_t){ops, seed, i, (size_t)min, (size_t)max, (size_t)words};
   double t0 = now_sec();
   run_threads(threads, worker, w, sizeof(worker_t));
   double secs = now_sec() - t0;
