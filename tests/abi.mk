@@ -19,7 +19,7 @@ tests_test_abi_LDADD = $(RS_ABI_TEST_LIBS)
 # Promises other tests could not see broken (calloc's zeros, misuse
 # aborts, statistics); reruns itself with RSMALLOC_RSEQ=0.
 tests_test_promises_SOURCES = tests/test_promises.c tests/check_main.h tests/stats_json.h \
-	tests/misuse.h
+	tests/misuse.h tests/run_child.h
 tests_test_promises_CFLAGS = $(RS_ABI_TEST_CFLAGS)
 tests_test_promises_LDFLAGS = -pthread
 tests_test_promises_LDADD = $(RS_ABI_TEST_LIBS)

@@ -16,50 +16,7 @@
 #include <sys/wait.h>
 
 #include "rsmalloc.h"
-
-typedef void (*misuse_fn)(int misuse);
-
-/* Runs fn(misuse) in a child whose stderr goes through a pipe. Returns the
- * wait status; *msg gets what the child wrote (NUL-terminated). */
-static inline int run_child(misuse_fn fn, int misuse, char* msg, size_t len) {
-  int fds[2];
-  ck_assert_int_eq(pipe(fds), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], 2);
-    close(fds[1]);
-    signal(SIGABRT, SIG_DFL);
-    fn(misuse);
-    _exit(0);
-  }
-  close(fds[1]);
-  size_t got = 0;
-  for (;;) {
-    ssize_t n = read(fds[0], msg + got, len - 1 - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    got += (size_t)n;
-    if (got == len - 1)
-      break;
-  }
-  msg[got] = '\0';
-  /* qemu-user reports the guest's death on the guest's stderr ("qemu:
-   * uncaught target signal 6 (Aborted) - core dumped"): the emulator's
-   * line, not the program's. */
-  char* emulator = strstr(msg, "qemu: uncaught target signal ");
-  if (emulator != NULL && (emulator == msg || emulator[-1] == '\n'))
-    *emulator = '\0';
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    ck_assert_int_eq(errno, EINTR);
-  return status;
-}
+#include "run_child.h"
 
 /* fn(1) must die of SIGABRT saying "rsmalloc: <what>", fn(0) must not. */
 static inline void expect_abort(misuse_fn fn, const char* what) {

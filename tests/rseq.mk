@@ -39,7 +39,7 @@ tests_rseq_test_inject_CPPFLAGS = $(RS_RSEQ_UNIT_CPPFLAGS)
 tests_rseq_test_inject_CXXFLAGS = $(RS_RSEQ_UNIT_CXXFLAGS)
 tests_rseq_test_inject_LDADD = $(RS_RSEQ_UNIT_LDADD)
 
-tests_rseq_test_dfrace_SOURCES = tests/rseq/test_dfrace.cc
+tests_rseq_test_dfrace_SOURCES = tests/rseq/test_dfrace.cc tests/run_child.h
 tests_rseq_test_dfrace_CPPFLAGS = $(RS_RSEQ_UNIT_CPPFLAGS)
 tests_rseq_test_dfrace_CXXFLAGS = $(RS_RSEQ_UNIT_CXXFLAGS)
 tests_rseq_test_dfrace_LDADD = $(RS_RSEQ_UNIT_LDADD)

@@ -22,6 +22,7 @@
 
 #include "../check_main.h"
 #include "../on_valgrind.h"
+#include "../run_child.h"
 #include "allocator.h"
 #include "moves.h"
 
@@ -115,39 +116,16 @@ bool start_parked(void* (*mover)(void*), pthread_t* thread) {
   _exit(0);
 }
 
-/// Runs fn in a child whose stderr is captured into msg; returns its
-/// wait status.
-int run_child(void (*fn)(void* (*)(void*)),
-              void* (*mover)(void*),
-              char* msg,
-              size_t len) {
-  int fds[2];
-  ck_assert_int_eq(pipe(fds), 0);
-  fflush(nullptr);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    close(fds[0]);
-    dup2(fds[1], 2);
-    signal(SIGABRT, SIG_DFL);
-    fn(mover);
-    _exit(0);
-  }
-  close(fds[1]);
-  size_t got = 0;
-  ssize_t n;
-  while (got + 1 < len && (n = read(fds[0], msg + got, len - 1 - got)) > 0)
-    got += static_cast<size_t>(n);
-  msg[got] = '\0';
-  close(fds[0]);
-  int status;
-  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-  return status;
+/// The movers expect_double_free parks, by run_child's int.
+void* (*const kMovers[])(void*) = {drain_mover, refill_mover};
+
+void double_free_child_of(int mover) {
+  double_free_child(kMovers[mover]);
 }
 
-void expect_double_free(void* (*mover)(void*), const char* window) {
+void expect_double_free(int mover, const char* window) {
   char msg[512];
-  int status = run_child(double_free_child, mover, msg, sizeof(msg));
+  int status = run_child(double_free_child_of, mover, msg, sizeof(msg));
   ck_assert_msg(!(WIFEXITED(status) && WEXITSTATUS(status) == 3),
                 "%s: the hook never parked a mover", window);
   ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
@@ -159,13 +137,13 @@ void expect_double_free(void* (*mover)(void*), const char* window) {
 }
 
 START_TEST(double_free_during_drain) {
-  expect_double_free(drain_mover, "drain");
+  expect_double_free(0, "drain");
 }
 
 END_TEST
 
 START_TEST(double_free_during_refill) {
-  expect_double_free(refill_mover, "refill");
+  expect_double_free(1, "refill");
 }
 
 END_TEST
