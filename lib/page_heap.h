@@ -104,6 +104,7 @@ class PageHeap {
   static constexpr size_t kChunkBytes = kHugePageSize;
   static constexpr size_t kMinSlackBytes = 8u << 20;  // resident free kept
   static constexpr size_t kPeakKeepDivisor = 8;  // of the window's peak, kept
+  static constexpr uint64_t kRegrowWindows = 4;  // decay times a trim counts
   static constexpr int kResident = 0;  // free_[kResident]: pages in memory
   static constexpr int kReleased = 1;  // free_[kReleased]: given back
 
@@ -129,6 +130,7 @@ class PageHeap {
   Span* carve_tail(Span* span, size_t n);
   void maybe_decay();
   void trim_to_slack();
+  void note_regrowth(size_t faulted_bytes);
   size_t release_locked(uint64_t decay_ms, uint64_t now);
   size_t unmap_free_locked();
   size_t trim_locked(size_t keep_bytes);
@@ -145,12 +147,22 @@ class PageHeap {
   bool cannot_release_;     // madvise refused (mlock): stop asking
   int system_thp_;  // 1: system THP is "always", 2: not, 0: not read yet
                     // (zero, so that no constructor runs at load time)
-  uint64_t window_end_ms_;  // end of the current peak window
-  size_t window_peak_;      // most bytes in use during the window
-  size_t large_peak_;       // most bytes in large spans during the window
-  size_t last_large_peak_;  // the same during the window before
-  size_t min_slack_;        // set_min_slack's bytes, if min_slack_set_
-  bool min_slack_set_;      // else kMinSlackBytes
+  uint64_t window_end_ms_;   // end of the current peak window
+  size_t window_peak_;       // most bytes in use during the window
+  size_t large_peak_;        // most bytes in large spans during the window
+  size_t last_large_peak_;   // the same during the window before
+  size_t min_slack_;         // set_min_slack's bytes, if min_slack_set_
+  bool min_slack_set_;       // else kMinSlackBytes
+  size_t last_window_peak_;  // window_peak_ of the window before
+  // Regrowth (trim_to_slack): bytes its trims gave back that no span has
+  // faulted in again yet, until trimmed_until_ms_; what the last trim kept
+  // resident; how much of what they gave back spans faulted in again; and
+  // the slack that earned (the two together, the size of a round).
+  size_t trimmed_;
+  uint64_t trimmed_until_ms_;
+  size_t trimmed_kept_;
+  size_t regrown_;
+  size_t regrow_keep_;
 };
 
 extern PageHeap g_page_heap;

@@ -127,7 +127,9 @@ size_t PageHeap::trim_locked(size_t keep_bytes) {
 // so what goes beyond goes back while the frees are still coming. Large
 // spans keep their peak, and a quarter more, over this window and the one
 // before: a big block faults all its pages in at once when it comes back,
-// and programs that churn them (buffers) would have slow rounds.
+// and programs that churn them (buffers) would have slow rounds. And what
+// such trims gave back and the program then faulted in again stays, as a
+// round's worth of slack (note_regrowth).
 void PageHeap::trim_to_slack() {
   uint64_t now = os::now_ms();
   size_t in_use = stats_.small_span_bytes + stats_.large_bytes;
@@ -135,6 +137,15 @@ void PageHeap::trim_to_slack() {
     // The window before counts only if it ended just now.
     bool next = now - window_end_ms_ < g_config.decay_ms;
     last_large_peak_ = next ? large_peak_ : 0;
+    // The regrowth slack never exceeds what was in use at once in this
+    // window or the one before: a program whose rounds got smaller keeps
+    // less.
+    size_t recent_peak = window_peak_;
+    if (next && last_window_peak_ > recent_peak)
+      recent_peak = last_window_peak_;
+    if (regrow_keep_ > recent_peak)
+      regrow_keep_ = recent_peak;
+    last_window_peak_ = window_peak_;
     window_end_ms_ = now + g_config.decay_ms;
     window_peak_ = in_use;
     large_peak_ = stats_.large_bytes;
@@ -156,10 +167,44 @@ void PageHeap::trim_to_slack() {
   if (large_keep > stats_.large_bytes &&
       large_keep - stats_.large_bytes > slack)
     slack = large_keep - stats_.large_bytes;
+  if (regrow_keep_ > slack)
+    slack = regrow_keep_;
   // Down to 7/8 of the slack: frees that keep coming release in steps of
   // an eighth, not a system call per span.
-  if (stats_.free_bytes - stats_.released_bytes > slack)
-    trim_locked(slack - slack / 8);
+  if (stats_.free_bytes - stats_.released_bytes > slack) {
+    size_t keep = slack - slack / 8;
+    keep = keep > regrow_keep_ ? keep : regrow_keep_;
+    size_t released = trim_locked(keep);
+    if (released != 0) {
+      if (now >= trimmed_until_ms_)
+        trimmed_ = regrown_ = 0;  // what went back long ago is no regrowth
+      trimmed_ += released;
+      trimmed_kept_ = keep;
+      trimmed_until_ms_ = now + kRegrowWindows * g_config.decay_ms;
+    }
+  }
+}
+
+// Pages that trim_to_slack gave back and a span faults in again soon after
+// mean the program frees and allocates in rounds larger than the slack
+// (a Python script dropping its data between rounds): each round would
+// pay a madvise and a page fault per page for memory it needs again. What
+// came back that way is kept from then on (up to the recent peak in use,
+// see above). A single burst of frees followed by nothing, the case the
+// at-once trim is for, never faults them in, and keeps nothing more.
+void PageHeap::note_regrowth(size_t faulted_bytes) {
+  if (trimmed_ == 0 || faulted_bytes == 0)
+    return;
+  if (os::now_ms() >= trimmed_until_ms_) {
+    trimmed_ = regrown_ = 0;
+    return;
+  }
+  size_t back = faulted_bytes < trimmed_ ? faulted_bytes : trimmed_;
+  trimmed_ -= back;
+  regrown_ += back;
+  // The round needs what the trim kept resident and what came back.
+  if (trimmed_kept_ + regrown_ > regrow_keep_)
+    regrow_keep_ = trimmed_kept_ + regrown_;
 }
 
 void PageHeap::maybe_decay() {
