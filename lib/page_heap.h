@@ -104,7 +104,7 @@ class PageHeap {
   static constexpr size_t kChunkBytes = kHugePageSize;
   static constexpr size_t kMinSlackBytes = 8u << 20;  // resident free kept
   static constexpr size_t kPeakKeepDivisor = 8;  // of the window's peak, kept
-  static constexpr uint64_t kRegrowWindows = 4;  // decay times a trim counts
+  static constexpr uint64_t kRegrowWindows = 16;  // decay times a trim counts
   static constexpr int kResident = 0;  // free_[kResident]: pages in memory
   static constexpr int kReleased = 1;  // free_[kReleased]: given back
 
@@ -147,13 +147,12 @@ class PageHeap {
   bool cannot_release_;     // madvise refused (mlock): stop asking
   int system_thp_;  // 1: system THP is "always", 2: not, 0: not read yet
                     // (zero, so that no constructor runs at load time)
-  uint64_t window_end_ms_;   // end of the current peak window
-  size_t window_peak_;       // most bytes in use during the window
-  size_t large_peak_;        // most bytes in large spans during the window
-  size_t last_large_peak_;   // the same during the window before
-  size_t min_slack_;         // set_min_slack's bytes, if min_slack_set_
-  bool min_slack_set_;       // else kMinSlackBytes
-  size_t last_window_peak_;  // window_peak_ of the window before
+  uint64_t window_end_ms_;  // end of the current peak window
+  size_t window_peak_;      // most bytes in use during the window
+  size_t large_peak_;       // most bytes in large spans during the window
+  size_t last_large_peak_;  // the same during the window before
+  size_t min_slack_;        // set_min_slack's bytes, if min_slack_set_
+  bool min_slack_set_;      // else kMinSlackBytes
   // Regrowth (trim_to_slack): bytes its trims gave back that no span has
   // faulted in again yet, until trimmed_until_ms_; what the last trim kept
   // resident; how much of what they gave back spans faulted in again; and

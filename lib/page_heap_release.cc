@@ -137,15 +137,6 @@ void PageHeap::trim_to_slack() {
     // The window before counts only if it ended just now.
     bool next = now - window_end_ms_ < g_config.decay_ms;
     last_large_peak_ = next ? large_peak_ : 0;
-    // The regrowth slack never exceeds what was in use at once in this
-    // window or the one before: a program whose rounds got smaller keeps
-    // less.
-    size_t recent_peak = window_peak_;
-    if (next && last_window_peak_ > recent_peak)
-      recent_peak = last_window_peak_;
-    if (regrow_keep_ > recent_peak)
-      regrow_keep_ = recent_peak;
-    last_window_peak_ = window_peak_;
     window_end_ms_ = now + g_config.decay_ms;
     window_peak_ = in_use;
     large_peak_ = stats_.large_bytes;
@@ -189,9 +180,14 @@ void PageHeap::trim_to_slack() {
 // mean the program frees and allocates in rounds larger than the slack
 // (a Python script dropping its data between rounds): each round would
 // pay a madvise and a page fault per page for memory it needs again. What
-// came back that way is kept from then on (up to the recent peak in use,
-// see above). A single burst of frees followed by nothing, the case the
-// at-once trim is for, never faults them in, and keeps nothing more.
+// came back that way is kept from then on. A single burst of frees
+// followed by nothing, the case the at-once trim is for, never faults
+// them in, and keeps nothing more. This slack only spares pages the
+// at-once trim: the decay still returns free pages that no call reused for
+// RSMALLOC_DECAY_MS (release_locked), so a program whose rounds get smaller
+// does not keep the larger ones' pages. No cap by the peaks of recent
+// windows: under load a round may last longer than two windows, and such
+// a cap gave the pages back at every round again.
 void PageHeap::note_regrowth(size_t faulted_bytes) {
   if (trimmed_ == 0 || faulted_bytes == 0)
     return;
