@@ -103,7 +103,7 @@ class PageHeap {
   static constexpr size_t kExactLists = 128;  // lists for 1..128 pages
   static constexpr size_t kChunkBytes = kHugePageSize;
   static constexpr size_t kMinSlackBytes = 8u << 20;  // resident free kept
-  static constexpr size_t kPeakKeepDivisor = 8;  // of the window's peak, kept
+  static constexpr size_t kPeakKeepDivisor = 8;   // of the window's peak, kept
   static constexpr uint64_t kRegrowWindows = 16;  // decay times a trim counts
   static constexpr int kResident = 0;  // free_[kResident]: pages in memory
   static constexpr int kReleased = 1;  // free_[kReleased]: given back
@@ -162,6 +162,9 @@ class PageHeap {
   size_t trimmed_kept_;
   size_t regrown_;
   size_t regrow_keep_;
+  uint64_t long_end_ms_;   // end of the current span of kRegrowWindows
+  size_t long_peak_;       // most bytes in use during it
+  size_t last_long_peak_;  // the same during the span before
 };
 
 extern PageHeap g_page_heap;

@@ -141,6 +141,14 @@ void PageHeap::trim_to_slack() {
     window_peak_ = in_use;
     large_peak_ = stats_.large_bytes;
   }
+  if (now >= long_end_ms_) {
+    uint64_t span_ms = kRegrowWindows * g_config.decay_ms;
+    last_long_peak_ = now - long_end_ms_ < span_ms ? long_peak_ : 0;
+    long_end_ms_ = now + span_ms;
+    long_peak_ = in_use;
+  }
+  if (in_use > long_peak_)
+    long_peak_ = in_use;
   if (in_use > window_peak_)
     window_peak_ = in_use;
   if (stats_.large_bytes > large_peak_)
@@ -158,13 +166,20 @@ void PageHeap::trim_to_slack() {
   if (large_keep > stats_.large_bytes &&
       large_keep - stats_.large_bytes > slack)
     slack = large_keep - stats_.large_bytes;
-  if (regrow_keep_ > slack)
-    slack = regrow_keep_;
+  // The regrowth slack, up to what the program dropped since its peak in
+  // use of the last 16 to 32 decay times: a program whose use stays level
+  // (a server's steady churn) keeps nothing for it.
+  size_t recent_peak =
+      long_peak_ > last_long_peak_ ? long_peak_ : last_long_peak_;
+  size_t regrow = recent_peak > in_use ? recent_peak - in_use : 0;
+  regrow = regrow < regrow_keep_ ? regrow : regrow_keep_;
+  if (regrow > slack)
+    slack = regrow;
   // Down to 7/8 of the slack: frees that keep coming release in steps of
   // an eighth, not a system call per span.
   if (stats_.free_bytes - stats_.released_bytes > slack) {
     size_t keep = slack - slack / 8;
-    keep = keep > regrow_keep_ ? keep : regrow_keep_;
+    keep = keep > regrow ? keep : regrow;
     size_t released = trim_locked(keep);
     if (released != 0) {
       if (now >= trimmed_until_ms_)
