@@ -332,6 +332,7 @@ Span* PageHeap::allocate(
   // carved from several counts the released pages it took.
   if (zeroed != nullptr)
     *zeroed = span->released_pages == span->num_pages;
+  note_regrowth(span->released_pages << kPageShift);
   span->state = state;
   span->size_class = cls;
   span->free_since_ms = 0;

@@ -103,7 +103,8 @@ class PageHeap {
   static constexpr size_t kExactLists = 128;  // lists for 1..128 pages
   static constexpr size_t kChunkBytes = kHugePageSize;
   static constexpr size_t kMinSlackBytes = 8u << 20;  // resident free kept
-  static constexpr size_t kPeakKeepDivisor = 8;  // of the window's peak, kept
+  static constexpr size_t kPeakKeepDivisor = 8;   // of the window's peak, kept
+  static constexpr uint64_t kRegrowWindows = 16;  // decay times a trim counts
   static constexpr int kResident = 0;  // free_[kResident]: pages in memory
   static constexpr int kReleased = 1;  // free_[kReleased]: given back
 
@@ -129,6 +130,7 @@ class PageHeap {
   Span* carve_tail(Span* span, size_t n);
   void maybe_decay();
   void trim_to_slack();
+  void note_regrowth(size_t faulted_bytes);
   size_t release_locked(uint64_t decay_ms, uint64_t now);
   size_t unmap_free_locked();
   size_t trim_locked(size_t keep_bytes);
@@ -151,6 +153,18 @@ class PageHeap {
   size_t last_large_peak_;  // the same during the window before
   size_t min_slack_;        // set_min_slack's bytes, if min_slack_set_
   bool min_slack_set_;      // else kMinSlackBytes
+  // Regrowth (trim_to_slack): bytes its trims gave back that no span has
+  // faulted in again yet, until trimmed_until_ms_; what the last trim kept
+  // resident; how much of what they gave back spans faulted in again; and
+  // the slack that earned (the two together, the size of a round).
+  size_t trimmed_;
+  uint64_t trimmed_until_ms_;
+  size_t trimmed_kept_;
+  size_t regrown_;
+  size_t regrow_keep_;
+  uint64_t long_end_ms_;   // end of the current span of kRegrowWindows
+  size_t long_peak_;       // most bytes in use during it
+  size_t last_long_peak_;  // the same during the span before
 };
 
 extern PageHeap g_page_heap;

@@ -127,7 +127,9 @@ size_t PageHeap::trim_locked(size_t keep_bytes) {
 // so what goes beyond goes back while the frees are still coming. Large
 // spans keep their peak, and a quarter more, over this window and the one
 // before: a big block faults all its pages in at once when it comes back,
-// and programs that churn them (buffers) would have slow rounds.
+// and programs that churn them (buffers) would have slow rounds. And what
+// such trims gave back and the program then faulted in again stays, as a
+// round's worth of slack (note_regrowth).
 void PageHeap::trim_to_slack() {
   uint64_t now = os::now_ms();
   size_t in_use = stats_.small_span_bytes + stats_.large_bytes;
@@ -139,6 +141,14 @@ void PageHeap::trim_to_slack() {
     window_peak_ = in_use;
     large_peak_ = stats_.large_bytes;
   }
+  if (now >= long_end_ms_) {
+    uint64_t span_ms = kRegrowWindows * g_config.decay_ms;
+    last_long_peak_ = now - long_end_ms_ < span_ms ? long_peak_ : 0;
+    long_end_ms_ = now + span_ms;
+    long_peak_ = in_use;
+  }
+  if (in_use > long_peak_)
+    long_peak_ = in_use;
   if (in_use > window_peak_)
     window_peak_ = in_use;
   if (stats_.large_bytes > large_peak_)
@@ -156,10 +166,56 @@ void PageHeap::trim_to_slack() {
   if (large_keep > stats_.large_bytes &&
       large_keep - stats_.large_bytes > slack)
     slack = large_keep - stats_.large_bytes;
+  // The regrowth slack, up to what the program dropped since its peak in
+  // use of the last 16 to 32 decay times: a program whose use stays level
+  // (a server's steady churn) keeps nothing for it.
+  size_t recent_peak =
+      long_peak_ > last_long_peak_ ? long_peak_ : last_long_peak_;
+  size_t regrow = recent_peak > in_use ? recent_peak - in_use : 0;
+  regrow = regrow < regrow_keep_ ? regrow : regrow_keep_;
+  if (regrow > slack)
+    slack = regrow;
   // Down to 7/8 of the slack: frees that keep coming release in steps of
   // an eighth, not a system call per span.
-  if (stats_.free_bytes - stats_.released_bytes > slack)
-    trim_locked(slack - slack / 8);
+  if (stats_.free_bytes - stats_.released_bytes > slack) {
+    size_t keep = slack - slack / 8;
+    keep = keep > regrow ? keep : regrow;
+    size_t released = trim_locked(keep);
+    if (released != 0) {
+      if (now >= trimmed_until_ms_)
+        trimmed_ = regrown_ = 0;  // what went back long ago is no regrowth
+      trimmed_ += released;
+      trimmed_kept_ = keep;
+      trimmed_until_ms_ = now + kRegrowWindows * g_config.decay_ms;
+    }
+  }
+}
+
+// Pages that trim_to_slack gave back and a span faults in again soon after
+// mean the program frees and allocates in rounds larger than the slack
+// (a Python script dropping its data between rounds): each round would
+// pay a madvise and a page fault per page for memory it needs again. What
+// came back that way is kept from then on. A single burst of frees
+// followed by nothing, the case the at-once trim is for, never faults
+// them in, and keeps nothing more. This slack only spares pages the
+// at-once trim: the decay still returns free pages that no call reused for
+// RSMALLOC_DECAY_MS (release_locked), so a program whose rounds get smaller
+// does not keep the larger ones' pages. No cap by the peaks of recent
+// windows: under load a round may last longer than two windows, and such
+// a cap gave the pages back at every round again.
+void PageHeap::note_regrowth(size_t faulted_bytes) {
+  if (trimmed_ == 0 || faulted_bytes == 0)
+    return;
+  if (os::now_ms() >= trimmed_until_ms_) {
+    trimmed_ = regrown_ = 0;
+    return;
+  }
+  size_t back = faulted_bytes < trimmed_ ? faulted_bytes : trimmed_;
+  trimmed_ -= back;
+  regrown_ += back;
+  // The round needs what the trim kept resident and what came back.
+  if (trimmed_kept_ + regrown_ > regrow_keep_)
+    regrow_keep_ = trimmed_kept_ + regrown_;
 }
 
 void PageHeap::maybe_decay() {

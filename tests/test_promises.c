@@ -513,6 +513,39 @@ END_TEST
 
 /* ------------------------------------------------------------------ */
 
+/* realloc grows a block in small steps by at least a quarter at a time
+ * (above 128 B, within the small sizes), so that a list appended to or a
+ * string built piece by piece is not copied at every size class; below
+ * 128 B, shrinking, and sizes past the small ones it takes what was asked. */
+START_TEST(realloc_growth_takes_a_quarter_more) {
+  if (slow || getenv("RSMALLOC_HARDEN") != NULL)
+    return; /* valgrind's and strict mode's realloc take exactly n */
+  unsigned char* p = malloc(opaque(1000));
+  ck_assert_ptr_nonnull(p);
+  memset(p, 0x6b, 1000);
+  size_t had = malloc_usable_size(p);
+  p = realloc(p, opaque(had + 1));
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_ge(malloc_usable_size(p), had + had / 4);
+  for (size_t i = 0; i < 1000; i++)
+    ck_assert_uint_eq(p[i], 0x6b);
+  /* Growth by a quarter or more gets the class of what was asked. */
+  size_t big = malloc_usable_size(p) * 2;
+  p = realloc(p, opaque(big));
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_lt(malloc_usable_size(p), big + big / 8 + 1);
+  free(p);
+  /* Small blocks: the next class, no more. */
+  p = malloc(opaque(64));
+  ck_assert_ptr_nonnull(p);
+  p = realloc(p, opaque(65));
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(malloc_usable_size(p), 80);
+  free(p);
+}
+
+END_TEST
+
 static TCase* tcase(Suite* s, const char* name, int timeout) {
   TCase* tc = tcase_create(name);
   tcase_set_timeout(tc, timeout);
@@ -526,6 +559,8 @@ static Suite* make_suite(void) {
   tcase_add_test(tc, calloc_after_trim_into_dirty_span);
   tcase_add_test(tc, calloc_after_cache_overflow_into_dirty_span);
   tcase_add_test(tc, calloc_reuses_dirty_large_blocks);
+  tc = tcase(s, "realloc", 30);
+  tcase_add_test(tc, realloc_growth_takes_a_quarter_more);
   tc = tcase(s, "misuse", 30);
   tcase_add_test(tc, free_interior_of_large_aborts);
   tcase_add_test(tc, realloc_interior_of_large_aborts);

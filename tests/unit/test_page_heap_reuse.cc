@@ -3,8 +3,9 @@
 // pages: free spans are wholly resident or wholly released and do not
 // merge across that line, resident pages are handed out before released
 // ones, a block may span a resident and a released free span (only the
-// released part is zero, and the counters stay exact), and a trim returns
-// only what is over the pages it keeps.
+// released part is zero, and the counters stay exact), a trim returns
+// only what is over the pages it keeps, and pages that the slack gave back
+// and the next round faulted in again are kept from then on.
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -198,6 +199,38 @@ START_TEST(large_peak_of_the_window_before_is_kept) {
 
 END_TEST
 
+// Rounds of the same size (a script that drops its data between rounds):
+// the first round's frees go back at once beyond the slack, and the second
+// round faults those pages in again. From then on they stay: the second
+// round's frees keep them resident, and the third round faults nothing.
+// Small spans: large ones keep their peak anyway.
+START_TEST(pages_that_came_back_stay) {
+  g_page_heap.set_min_slack(0);
+  Span* g0 = must_allocate(1);
+  const size_t kRound = 512;  // 4 MiB a round, in 64 spans of 8 pages
+  Span* spans[64];
+  size_t resident_after[3];
+  for (int round = 0; round < 3; round++) {
+    for (Span*& s : spans) {
+      s = g_page_heap.allocate(kRound / 64, SpanState::kSmall, 1);
+      ck_assert_ptr_nonnull(s);
+      memset(span_ptr(s), 0x3c, s->bytes());
+    }
+    for (Span* s : spans)
+      g_page_heap.free(s);
+    resident_after[round] = resident_free(g_page_heap.stats());
+  }
+  // A single burst keeps an eighth of its peak (7/8 of it after the
+  // trim's step), no more.
+  ck_assert_uint_le(resident_after[0], kRound * kPageSize / 8);
+  // Once the pages came back, the whole round stays resident.
+  ck_assert_uint_ge(resident_after[1], kRound * kPageSize * 7 / 8);
+  ck_assert_uint_ge(resident_after[2], kRound * kPageSize * 7 / 8);
+  g_page_heap.free(g0);
+}
+
+END_TEST
+
 int main(void) {
   Suite* s = suite_create("page_heap_reuse");
   TCase* tc = tcase_create("reuse");
@@ -206,6 +239,7 @@ int main(void) {
   tcase_add_test(tc, block_over_resident_and_released_spans);
   tcase_add_test(tc, trim_releases_only_what_is_over);
   tcase_add_test(tc, large_peak_of_the_window_before_is_kept);
+  tcase_add_test(tc, pages_that_came_back_stay);
   suite_add_tcase(s, tc);
   return rs_check_run(s, "test_page_heap_reuse");
 }
