@@ -13,11 +13,15 @@ CentralList g_central[kNumClasses];
 
 namespace {
 
-uintptr_t g_secret;
-uintptr_t g_mark;         // the facade's free mark, for reclaimed objects
-size_t g_sys_page_shift;  // 0: no releases inside spans in use
-bool g_fast_free_off;     // strict mode: no page gets free's fast check
-bool g_release_refused;   // madvise failed (locked memory): stop asking
+RS_STARTUP_DATA uintptr_t g_secret;
+// The facade's free mark, for reclaimed objects.
+RS_STARTUP_DATA uintptr_t g_mark;
+// 0: no releases inside spans in use.
+RS_STARTUP_DATA size_t g_sys_page_shift;
+// Strict mode: no page gets free's fast check.
+RS_STARTUP_DATA bool g_fast_free_off;
+// madvise failed (locked memory): stop asking.
+RS_STARTUP_DATA bool g_release_refused;
 
 /// A free object's link as stored in its first word.
 uintptr_t encode(void* next, void* at) {
@@ -29,6 +33,10 @@ void* decode(uintptr_t stored, void* at) {
 }
 
 }  // namespace
+
+uint8_t CentralList::cls() const {
+  return static_cast<uint8_t>(this - g_central);
+}
 
 void set_free_list_secret(uintptr_t secret) {
   g_secret = secret | 1;
@@ -129,7 +137,7 @@ bool CentralList::handed_out(const Span* span, const void* p) const {
   if (a < span->start() || a >= span->bump)
     return false;  // outside the span, or never handed out
   uintptr_t off = a - span->start();
-  return class_divide(cls_, off) * class_size(cls_) == off;
+  return class_divide(cls(), off) * class_size(cls()) == off;
 }
 
 bool CentralList::on_released_page(const Span* span, const void* p) const {
@@ -137,7 +145,7 @@ bool CentralList::on_released_page(const Span* span, const void* p) const {
     return false;
   size_t shift = release_shift(span);
   uintptr_t off = addr(p) - span->start();
-  uintptr_t last = off + class_size(cls_) - 1;
+  uintptr_t last = off + class_size(cls()) - 1;
   for (uintptr_t unit = off >> shift; unit <= last >> shift; unit++) {
     if ((span->released_mask >> unit) & 1)
       return true;
@@ -150,7 +158,7 @@ void CentralList::mark_tail(Span* span) {
   // an object) starts on a slot boundary, so a free of its start passes
   // free's divisibility check. The mark there sends such a free to the
   // slow check, which finds it is not a block, instead of into a cache.
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   uintptr_t tail = span->start() + size_t{ci.objects} * ci.size;
   if (tail + 2 * sizeof(uintptr_t) <= span->end()) {
     uintptr_t* word = ptr_at<uintptr_t>(tail) + 1;
@@ -164,7 +172,7 @@ void CentralList::reclaim(Span* span) {
   // Every object on a released unit is free and off the list (see
   // release_pages_of): put them back. Writing their links faults the
   // pages in again, as handing them out would.
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   size_t shift = release_shift(span);
   size_t next = 0;  // objects below this one are done
   for (uint64_t m = span->released_mask; m != 0; m &= m - 1) {
@@ -185,7 +193,7 @@ void CentralList::reclaim(Span* span) {
 }
 
 size_t CentralList::release_pages_of(Span* span) {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   size_t size = ci.size;
   size_t shift = release_shift(span);
   size_t unit_bytes = size_t{1} << shift;
@@ -200,7 +208,7 @@ size_t CentralList::release_pages_of(Span* span) {
     if (++listed > limit)
       fatal_pointer("malloc_trim (free list corrupted after use-after-free?)",
                     obj);
-    free_objs.set(class_divide(cls_, addr(obj) - span->start()));
+    free_objs.set(class_divide(cls(), addr(obj) - span->start()));
     void* next = decode(*static_cast<uintptr_t*>(obj), obj);
     if (next != nullptr && !handed_out(span, next))
       fatal_pointer("malloc_trim (free list corrupted after use-after-free?)",
@@ -289,7 +297,7 @@ size_t CentralList::release_free_pages(uint64_t idle_ms, size_t* budget) {
 }
 
 void* CentralList::pop(Span* span, bool mark_new) {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   if (span->free_list == nullptr && span->released_mask != 0 &&
       span->bump >= span->start() + size_t{ci.objects} * ci.size)
     reclaim(span);
@@ -331,7 +339,7 @@ bool marks_ahead(const ClassInfo& ci) {
 }  // namespace
 
 size_t CentralList::fast_free_pages(const Span* span, uintptr_t bump) const {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   uintptr_t off = bump - span->start();  // the first slot not carved yet
   if (off >= size_t{ci.objects} * ci.size)
     return span->num_pages;  // all carved (the tail carries the mark)
@@ -350,7 +358,7 @@ void CentralList::carved(Span* span, uintptr_t old_bump) {
   // a slot past the bump pointer was never handed out. Without that, a
   // wild free of such a slot would enter a CPU cache, and carving would
   // hand the slot out a second time.
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   size_t before =
       old_bump == span->start() ? 0 : fast_free_pages(span, old_bump);
   size_t on = fast_free_pages(span, span->bump);
@@ -380,10 +388,10 @@ void CentralList::update_fast_free(const Span* span) {
 }
 
 Span* CentralList::new_span() {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   bool zeroed = false;
   Span* span =
-      g_page_heap.allocate(ci.span_pages, SpanState::kSmall, cls_, 1, &zeroed);
+      g_page_heap.allocate(ci.span_pages, SpanState::kSmall, cls(), 1, &zeroed);
   if (span == nullptr)
     return nullptr;
   span->bump_zeroed = zeroed;
@@ -408,7 +416,7 @@ Span* CentralList::nonempty_span() {
   lock_.lock();
   if (span == nullptr)
     return nullptr;
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   link(span);
   stats_.spans++;
   stats_.capacity += ci.objects;
@@ -416,7 +424,7 @@ Span* CentralList::nonempty_span() {
 }
 
 int CentralList::remove_batch(void** out, int n, bool* first_zeroed) {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   int got = 0;
   uint64_t now = os::now_ms();
   if (first_zeroed != nullptr)
@@ -447,7 +455,7 @@ int CentralList::remove_batch(void** out, int n, bool* first_zeroed) {
 }
 
 void CentralList::insert_batch(void* const* objs, int n) {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   Span* empty[64];
   int num_empty = 0;
   int i = 0;
@@ -460,7 +468,7 @@ void CentralList::insert_batch(void* const* objs, int n) {
       // Catches foreign and interior pointers, and the double frees that
       // are cheap to see: an empty span, or the object freed last.
       if (span == nullptr || span->state != SpanState::kSmall ||
-          span->size_class != cls_ || !handed_out(span, obj) ||
+          span->size_class != cls() || !handed_out(span, obj) ||
           span->allocated == 0 || span->free_list == obj ||
           on_released_page(span, obj)) {
         lock_.unlock();
@@ -497,7 +505,7 @@ BlockState CentralList::released_state(const void* p) {
   Span* span = g_page_map.span_of(p);
   LockGuard guard(lock_);
   if (span == nullptr || span->state != SpanState::kSmall ||
-      span->size_class != cls_ || !handed_out(span, p))
+      span->size_class != cls() || !handed_out(span, p))
     return BlockState::kNotABlock;
   return on_released_page(span, p) ? BlockState::kFree : BlockState::kElsewhere;
 }
@@ -506,11 +514,11 @@ BlockState CentralList::block_state(const void* p) {
   Span* span = g_page_map.span_of(p);
   LockGuard guard(lock_);
   if (span == nullptr || span->state != SpanState::kSmall ||
-      span->size_class != cls_ || !handed_out(span, p))
+      span->size_class != cls() || !handed_out(span, p))
     return BlockState::kNotABlock;
   if (on_released_page(span, p))
     return BlockState::kFree;
-  size_t limit = class_info(cls_).objects;  // a longer list is a cycle
+  size_t limit = class_info(cls()).objects;  // a longer list is a cycle
   for (void* obj = span->free_list; obj != nullptr && limit-- > 0;) {
     if (obj == p)
       return BlockState::kFree;

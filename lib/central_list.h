@@ -32,8 +32,6 @@ struct CentralStats {
 /// write is caught instead of handing out a wild pointer.
 class CentralList {
  public:
-  void init(uint8_t cls) { cls_ = cls; }
-
   /// Moves up to n objects into out; returns how many (0: out of memory).
   /// *first_zeroed (when given) tells whether out[0] reads as zeros: never
   /// handed out, in a span whose pages were fresh from the OS or returned
@@ -102,8 +100,12 @@ class CentralList {
   Span* new_span();
   Span* nonempty_span();
 
+  /// The size class: the list's index in g_central. Not a member set at
+  /// start-up: a process that uses a few classes touches only their lists'
+  /// pages of g_central (zero until then: an unlocked, empty list).
+  uint8_t cls() const;
+
   RS_CACHELINE_ALIGNED Lock lock_;
-  uint8_t cls_;         // the size class
   Span* nonempty_;      // spans with free objects (doubly linked)
   CentralStats stats_;  // counters
 };

@@ -26,7 +26,7 @@ uint64_t where(const void* p) {
 
 }  // namespace
 
-Introspection g_introspection = {};
+RS_STARTUP_DATA Introspection g_introspection = {};
 
 void publish_introspection() {
   Introspection& d = g_introspection;

@@ -33,8 +33,6 @@ void setup() {
   uintptr_t secret = 0;
   ck_assert_int_eq(getrandom(&secret, sizeof(secret), 0), sizeof(secret));
   rs::set_free_list_secret(secret);
-  for (size_t c = 1; c < rs::kNumClasses; c++)
-    g_central[c].init(static_cast<uint8_t>(c));
 }
 
 /// Takes n objects of class cls in batches of the class's batch size.
