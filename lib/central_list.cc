@@ -22,6 +22,13 @@ RS_STARTUP_DATA size_t g_sys_page_shift;
 RS_STARTUP_DATA bool g_fast_free_off;
 // madvise failed (locked memory): stop asking.
 RS_STARTUP_DATA bool g_release_refused;
+// Free's fast check has started (start_fast_free_checks): before, carving
+// marks no slot and writes nothing in the page map.
+RS_STARTUP_DATA bool g_checks_started;
+
+bool checks_started() {
+  return __atomic_load_n(&g_checks_started, __ATOMIC_ACQUIRE);
+}
 
 /// A free object's link as stored in its first word.
 uintptr_t encode(void* next, void* at) {
@@ -48,6 +55,32 @@ void set_free_mark(uintptr_t mark) {
 
 void set_fast_free_checks(bool on) {
   g_fast_free_off = !on;
+}
+
+void start_fast_free_checks() {
+  if (checks_started())
+    return;
+  // First, so that spans carved from now on get their checks as they
+  // carve; then the spans carved before, under their class's lock. A full
+  // one gets them when a free puts it back on its list (link).
+  __atomic_store_n(&g_checks_started, true, __ATOMIC_RELEASE);
+  for (size_t c = 1; c < kNumClasses; c++)
+    g_central[c].start_checks_of_list();
+}
+
+void CentralList::start_checks_of_list() {
+  LockGuard guard(lock_);
+  for (Span* span = nonempty_; span != nullptr; span = span->next) {
+    if (span->checks_late)
+      start_checks(span);
+  }
+}
+
+void CentralList::start_checks(Span* span) {
+  span->checks_late = false;
+  // As if all of it was carved now: the tail mark, the marks of the
+  // bump's page, the checks of the pages before it.
+  carved(span, span->start());
 }
 
 void set_system_page_size(size_t bytes) {
@@ -112,6 +145,8 @@ class ObjectBits {
 }  // namespace
 
 void CentralList::link(Span* span) {
+  if (span->checks_late && checks_started())
+    start_checks(span);
   span->prev = nullptr;
   span->next = nonempty_;
   if (nonempty_ != nullptr)
@@ -339,6 +374,8 @@ bool marks_ahead(const ClassInfo& ci) {
 }  // namespace
 
 size_t CentralList::fast_free_pages(const Span* span, uintptr_t bump) const {
+  if (span->checks_late || !checks_started())
+    return 0;
   const ClassInfo& ci = class_info(cls());
   uintptr_t off = bump - span->start();  // the first slot not carved yet
   if (off >= size_t{ci.objects} * ci.size)
@@ -358,6 +395,14 @@ void CentralList::carved(Span* span, uintptr_t old_bump) {
   // a slot past the bump pointer was never handed out. Without that, a
   // wild free of such a slot would enter a CPU cache, and carving would
   // hand the slot out a second time.
+  if (!checks_started()) {
+    // Before the CPU caches start every free takes the slow path anyway:
+    // no marks, no page-map writes (a process that allocates a few times
+    // faults in neither the span's next system page nor the leaf's check
+    // arrays). start_checks catches up.
+    span->checks_late = true;
+    return;
+  }
   const ClassInfo& ci = class_info(cls());
   size_t before =
       old_bump == span->start() ? 0 : fast_free_pages(span, old_bump);
@@ -402,6 +447,7 @@ Span* CentralList::new_span() {
   span->allocated = 0;
   span->released_mask = 0;
   span->pages_checked = false;
+  span->checks_late = false;
   span->touched_ms = 0;
   return span;
 }

@@ -76,6 +76,9 @@ class CentralList {
 
   CentralStats stats();
 
+  /// start_fast_free_checks for the spans on this list.
+  void start_checks_of_list();
+
   /// Where the counters live, for the introspection block (read from
   /// outside the process, without the lock).
   const CentralStats* stats_addr() const { return &stats_; }
@@ -91,6 +94,7 @@ class CentralList {
   void mark_tail(Span* span);
   size_t fast_free_pages(const Span* span, uintptr_t bump) const;
   void carved(Span* span, uintptr_t old_bump);
+  void start_checks(Span* span);
   void update_fast_free(const Span* span);
   bool on_released_page(const Span* span, const void* p) const;
 
@@ -129,6 +133,12 @@ void set_system_page_size(size_t bytes);
 /// with their size (strict mode: the block's canary is not the program's).
 /// Called at init, before any span is carved.
 void set_fast_free_checks(bool on);
+
+/// Starts free's fast check (page_map.h, object_at), when the CPU caches
+/// start: before, every free takes the slow path anyway, so carving leaves
+/// every page's check off and writes no mark ahead. Once, g_init_lock held
+/// (takes every class lock in turn).
+void start_fast_free_checks();
 
 }  // namespace rs
 

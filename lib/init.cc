@@ -153,6 +153,7 @@ bool start_caches_locked() {
       g_transfer[c].init(static_cast<uint8_t>(c));
     }
     g_transfer_ready = true;
+    start_fast_free_checks();
   }
   return g_cpu_cache.start();
 }

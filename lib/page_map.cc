@@ -34,13 +34,13 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
 }
 
 void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
-  // For small spans, the operands of object_at's divisibility check, with
-  // the check itself off (check_mul 0) until the central list has carved
-  // the page's objects (set_fast_free). The check goes off before the
-  // class changes and comes on after: a reader that sees it sees a class.
-  uint64_t start_mul =
-      cls != 0 ? uint64_t{span->start()} * (UINT64_MAX / class_size(cls) + 1)
-               : 0;
+  // object_at's check off (check_mul 0) until the central list has carved
+  // the page's objects (set_fast_free writes both operands). The check
+  // goes off before the class changes and comes on after: a reader that
+  // sees it sees a class. While no check was ever on, every check_mul is
+  // still 0: no write, so a process that never starts its CPU caches
+  // faults in no page of the check arrays.
+  bool checks = __atomic_load_n(&checks_used_, __ATOMIC_RELAXED);
   while (n > 0) {
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
@@ -48,10 +48,11 @@ void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
     if (run > n)
       run = n;
     for (size_t k = 0; k < run; k++) {
-      __atomic_store_n(&leaf->check_mul[i + k], uint64_t{0}, __ATOMIC_RELEASE);
+      if (checks)
+        __atomic_store_n(&leaf->check_mul[i + k], uint64_t{0},
+                         __ATOMIC_RELEASE);
       __atomic_store_n(&leaf->span[i + k], span, __ATOMIC_RELEASE);
       __atomic_store_n(&leaf->size_class[i + k], cls, __ATOMIC_RELEASE);
-      __atomic_store_n(&leaf->start_mul[i + k], start_mul, __ATOMIC_RELEASE);
     }
     page += run;
     n -= run;
@@ -62,7 +63,12 @@ void PageMap::set_fast_free(const Span* span,
                             size_t on_pages,
                             uint64_t released,
                             size_t unit_shift) {
+  if (on_pages == 0 && !__atomic_load_n(&checks_used_, __ATOMIC_RELAXED))
+    return;  // every check is off already: none was ever on
+  if (on_pages != 0)
+    __atomic_store_n(&checks_used_, true, __ATOMIC_RELAXED);
   uint64_t mul = UINT64_MAX / class_size(span->size_class) + 1;
+  uint64_t start_mul = uint64_t{span->start()} * mul;
   for (size_t k = 0; k < span->num_pages; k++) {
     bool on = k < on_pages;
     if (on && released != 0) {
@@ -74,6 +80,9 @@ void PageMap::set_fast_free(const Span* span,
     uintptr_t page = span->first_page + k;
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
+    // The operands first: a reader that sees the check on sees them.
+    if (on)
+      __atomic_store_n(&leaf->start_mul[i], start_mul, __ATOMIC_RELEASE);
     __atomic_store_n(&leaf->check_mul[i], on ? mul : 0, __ATOMIC_RELEASE);
   }
 }
