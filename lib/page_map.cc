@@ -20,10 +20,14 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
   if (last + 1 > high_)
     high_ = last + 1;
   for (uintptr_t i = page >> kLeafBits; i <= last >> kLeafBits; i++) {
-    // An add of 0, not a load: a root page first seen here takes one
-    // write fault, not a read fault and then a write fault for the store.
-    if (__atomic_fetch_add(&root_[i], 0, __ATOMIC_RELAXED) != nullptr)
-      continue;
+    // A compare-exchange of null with null, not a load: a root page first
+    // seen here takes one write fault, not a read fault and then a write
+    // fault for the store. (An atomic add of 0 did that with gcc; clang
+    // turns it into a load.)
+    Leaf* current = nullptr;
+    if (!__atomic_compare_exchange_n(&root_[i], &current, nullptr, false,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      continue;  // a leaf is there
     void* leaf = os::map(sizeof(Leaf));
     if (leaf == nullptr)
       return false;
