@@ -24,10 +24,10 @@
 namespace rs {
 
 rseq::CpuCache g_cpu_cache;
-uintptr_t g_free_mark;
+RS_STARTUP_DATA uintptr_t g_free_mark;
 
 /// mallopt(M_PERTURB) or MALLOC_PERTURB_ (allocator_internal.h).
-int g_perturb = 0;
+RS_STARTUP_DATA int g_perturb = 0;
 
 namespace {
 

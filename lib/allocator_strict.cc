@@ -15,7 +15,7 @@
 
 namespace rs {
 
-bool g_harden = false;
+RS_STARTUP_DATA bool g_harden = false;
 
 namespace {
 

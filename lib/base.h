@@ -14,6 +14,13 @@
 #define RS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define RS_EXPORT __attribute__((visibility("default")))
 #define RS_CACHELINE_ALIGNED alignas(64)
+// Start-up state: small variables the first malloc (or late_init) writes,
+// kept in the library's .data, on the page the dynamic loader writes
+// anyway when it loads the library (its relocations, and the zeroing of
+// the page's tail where .bss begins). In .bss they would fault in pages of
+// their own. Small scalars only: tests/startup.sh counts the first
+// malloc's page faults.
+#define RS_STARTUP_DATA __attribute__((section(".data.rs_startup")))
 
 namespace rs {
 

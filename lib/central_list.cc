@@ -13,11 +13,22 @@ CentralList g_central[kNumClasses];
 
 namespace {
 
-uintptr_t g_secret;
-uintptr_t g_mark;         // the facade's free mark, for reclaimed objects
-size_t g_sys_page_shift;  // 0: no releases inside spans in use
-bool g_fast_free_off;     // strict mode: no page gets free's fast check
-bool g_release_refused;   // madvise failed (locked memory): stop asking
+RS_STARTUP_DATA uintptr_t g_secret;
+// The facade's free mark, for reclaimed objects.
+RS_STARTUP_DATA uintptr_t g_mark;
+// 0: no releases inside spans in use.
+RS_STARTUP_DATA size_t g_sys_page_shift;
+// Strict mode: no page gets free's fast check.
+RS_STARTUP_DATA bool g_fast_free_off;
+// madvise failed (locked memory): stop asking.
+RS_STARTUP_DATA bool g_release_refused;
+// Free's fast check has started (start_fast_free_checks): before, carving
+// marks no slot and writes nothing in the page map.
+RS_STARTUP_DATA bool g_checks_started;
+
+bool checks_started() {
+  return __atomic_load_n(&g_checks_started, __ATOMIC_ACQUIRE);
+}
 
 /// A free object's link as stored in its first word.
 uintptr_t encode(void* next, void* at) {
@@ -56,6 +67,10 @@ void write_hint(void* obj, bool head_hot) {
 
 }  // namespace
 
+uint8_t CentralList::cls() const {
+  return static_cast<uint8_t>(this - g_central);
+}
+
 void set_free_list_secret(uintptr_t secret) {
   g_secret = secret | 1;
 }
@@ -66,6 +81,32 @@ void set_free_mark(uintptr_t mark) {
 
 void set_fast_free_checks(bool on) {
   g_fast_free_off = !on;
+}
+
+void start_fast_free_checks() {
+  if (checks_started())
+    return;
+  // First, so that spans carved from now on get their checks as they
+  // carve; then the spans carved before, under their class's lock. A full
+  // one gets them when a free puts it back on its list (link).
+  __atomic_store_n(&g_checks_started, true, __ATOMIC_RELEASE);
+  for (size_t c = 1; c < kNumClasses; c++)
+    g_central[c].start_checks_of_list();
+}
+
+void CentralList::start_checks_of_list() {
+  LockGuard guard(lock_);
+  for (Span* span = nonempty_; span != nullptr; span = span->next) {
+    if (span->checks_late)
+      start_checks(span);
+  }
+}
+
+void CentralList::start_checks(Span* span) {
+  span->checks_late = false;
+  // As if all of it was carved now: the tail mark, the marks of the
+  // bump's page, the checks of the pages before it.
+  carved(span, span->start());
 }
 
 void set_system_page_size(size_t bytes) {
@@ -130,6 +171,8 @@ class ObjectBits {
 }  // namespace
 
 void CentralList::link(Span* span) {
+  if (span->checks_late && checks_started())
+    start_checks(span);
   span->prev = nullptr;
   span->next = nonempty_;
   if (nonempty_ != nullptr)
@@ -155,7 +198,7 @@ bool CentralList::handed_out(const Span* span, const void* p) const {
   if (a < span->start() || a >= span->bump)
     return false;  // outside the span, or never handed out
   uintptr_t off = a - span->start();
-  return class_divide(cls_, off) * class_size(cls_) == off;
+  return class_divide(cls(), off) * class_size(cls()) == off;
 }
 
 bool CentralList::on_released_page(const Span* span, const void* p) const {
@@ -163,7 +206,7 @@ bool CentralList::on_released_page(const Span* span, const void* p) const {
     return false;
   size_t shift = release_shift(span);
   uintptr_t off = addr(p) - span->start();
-  uintptr_t last = off + class_size(cls_) - 1;
+  uintptr_t last = off + class_size(cls()) - 1;
   for (uintptr_t unit = off >> shift; unit <= last >> shift; unit++) {
     if ((span->released_mask >> unit) & 1)
       return true;
@@ -176,7 +219,7 @@ void CentralList::mark_tail(Span* span) {
   // an object) starts on a slot boundary, so a free of its start passes
   // free's divisibility check. The mark there sends such a free to the
   // slow check, which finds it is not a block, instead of into a cache.
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   uintptr_t tail = span->start() + size_t{ci.objects} * ci.size;
   if (tail + 2 * sizeof(uintptr_t) <= span->end()) {
     uintptr_t* word = ptr_at<uintptr_t>(tail) + 1;
@@ -190,7 +233,7 @@ void CentralList::reclaim(Span* span) {
   // Every object on a released unit is free and off the list (see
   // release_pages_of): put them back. Writing their links faults the
   // pages in again, as handing them out would.
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   size_t shift = release_shift(span);
   size_t next = 0;  // objects below this one are done
   for (uint64_t m = span->released_mask; m != 0; m &= m - 1) {
@@ -211,7 +254,7 @@ void CentralList::reclaim(Span* span) {
 }
 
 size_t CentralList::release_pages_of(Span* span) {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   size_t size = ci.size;
   size_t shift = release_shift(span);
   size_t unit_bytes = size_t{1} << shift;
@@ -226,7 +269,7 @@ size_t CentralList::release_pages_of(Span* span) {
     if (++listed > limit)
       fatal_pointer("malloc_trim (free list corrupted after use-after-free?)",
                     obj);
-    free_objs.set(class_divide(cls_, addr(obj) - span->start()));
+    free_objs.set(class_divide(cls(), addr(obj) - span->start()));
     void* next = decode(*static_cast<uintptr_t*>(obj), obj);
     if (next != nullptr && !handed_out(span, next))
       fatal_pointer("malloc_trim (free list corrupted after use-after-free?)",
@@ -315,7 +358,7 @@ size_t CentralList::release_free_pages(uint64_t idle_ms, size_t* budget) {
 }
 
 void* CentralList::pop(Span* span, bool mark_new) {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   if (span->free_list == nullptr && span->released_mask != 0 &&
       span->bump >= span->start() + size_t{ci.objects} * ci.size)
     reclaim(span);
@@ -359,7 +402,9 @@ bool marks_ahead(const ClassInfo& ci) {
 }  // namespace
 
 size_t CentralList::fast_free_pages(const Span* span, uintptr_t bump) const {
-  const ClassInfo& ci = class_info(cls_);
+  if (span->checks_late || !checks_started())
+    return 0;
+  const ClassInfo& ci = class_info(cls());
   uintptr_t off = bump - span->start();  // the first slot not carved yet
   if (off >= size_t{ci.objects} * ci.size)
     return span->num_pages;  // all carved (the tail carries the mark)
@@ -378,7 +423,15 @@ void CentralList::carved(Span* span, uintptr_t old_bump) {
   // a slot past the bump pointer was never handed out. Without that, a
   // wild free of such a slot would enter a CPU cache, and carving would
   // hand the slot out a second time.
-  const ClassInfo& ci = class_info(cls_);
+  if (!checks_started()) {
+    // Before the CPU caches start every free takes the slow path anyway:
+    // no marks, no page-map writes (a process that allocates a few times
+    // faults in neither the span's next system page nor the leaf's check
+    // arrays). start_checks catches up.
+    span->checks_late = true;
+    return;
+  }
+  const ClassInfo& ci = class_info(cls());
   size_t before =
       old_bump == span->start() ? 0 : fast_free_pages(span, old_bump);
   size_t on = fast_free_pages(span, span->bump);
@@ -408,10 +461,10 @@ void CentralList::update_fast_free(const Span* span) {
 }
 
 Span* CentralList::new_span() {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   bool zeroed = false;
   Span* span =
-      g_page_heap.allocate(ci.span_pages, SpanState::kSmall, cls_, 1, &zeroed);
+      g_page_heap.allocate(ci.span_pages, SpanState::kSmall, cls(), 1, &zeroed);
   if (span == nullptr)
     return nullptr;
   span->bump_zeroed = zeroed;
@@ -422,6 +475,7 @@ Span* CentralList::new_span() {
   span->allocated = 0;
   span->released_mask = 0;
   span->pages_checked = false;
+  span->checks_late = false;
   span->touched_ms = 0;
   return span;
 }
@@ -436,7 +490,7 @@ Span* CentralList::nonempty_span() {
   lock_.lock();
   if (span == nullptr)
     return nullptr;
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   link(span);
   stats_.spans++;
   stats_.capacity += ci.objects;
@@ -444,7 +498,7 @@ Span* CentralList::nonempty_span() {
 }
 
 int CentralList::remove_batch(void** out, int n, bool* first_zeroed) {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   int got = 0;
   uint64_t now = os::now_ms();
   if (first_zeroed != nullptr)
@@ -475,7 +529,7 @@ int CentralList::remove_batch(void** out, int n, bool* first_zeroed) {
 }
 
 void CentralList::insert_batch(void* const* objs, int n) {
-  const ClassInfo& ci = class_info(cls_);
+  const ClassInfo& ci = class_info(cls());
   Span* empty[64];
   int num_empty = 0;
   int i = 0;
@@ -489,7 +543,7 @@ void CentralList::insert_batch(void* const* objs, int n) {
       // Catches foreign and interior pointers, and the double frees that
       // are cheap to see: an empty span, or the object freed last.
       if (span == nullptr || span->state != SpanState::kSmall ||
-          span->size_class != cls_ || !handed_out(span, obj) ||
+          span->size_class != cls() || !handed_out(span, obj) ||
           span->allocated == 0 || span->free_list == obj ||
           on_released_page(span, obj)) {
         lock_.unlock();
@@ -528,7 +582,7 @@ BlockState CentralList::released_state(const void* p) {
   Span* span = g_page_map.span_of(p);
   LockGuard guard(lock_);
   if (span == nullptr || span->state != SpanState::kSmall ||
-      span->size_class != cls_ || !handed_out(span, p))
+      span->size_class != cls() || !handed_out(span, p))
     return BlockState::kNotABlock;
   return on_released_page(span, p) ? BlockState::kFree : BlockState::kElsewhere;
 }
@@ -537,11 +591,11 @@ BlockState CentralList::block_state(const void* p) {
   Span* span = g_page_map.span_of(p);
   LockGuard guard(lock_);
   if (span == nullptr || span->state != SpanState::kSmall ||
-      span->size_class != cls_ || !handed_out(span, p))
+      span->size_class != cls() || !handed_out(span, p))
     return BlockState::kNotABlock;
   if (on_released_page(span, p))
     return BlockState::kFree;
-  size_t limit = class_info(cls_).objects;  // a longer list is a cycle
+  size_t limit = class_info(cls()).objects;  // a longer list is a cycle
   for (void* obj = span->free_list; obj != nullptr && limit-- > 0;) {
     if (obj == p)
       return BlockState::kFree;

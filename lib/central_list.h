@@ -32,8 +32,6 @@ struct CentralStats {
 /// write is caught instead of handing out a wild pointer.
 class CentralList {
  public:
-  void init(uint8_t cls) { cls_ = cls; }
-
   /// Moves up to n objects into out; returns how many (0: out of memory).
   /// *first_zeroed (when given) tells whether out[0] reads as zeros: never
   /// handed out, in a span whose pages were fresh from the OS or returned
@@ -78,6 +76,9 @@ class CentralList {
 
   CentralStats stats();
 
+  /// start_fast_free_checks for the spans on this list.
+  void start_checks_of_list();
+
   /// Where the counters live, for the introspection block (read from
   /// outside the process, without the lock).
   const CentralStats* stats_addr() const { return &stats_; }
@@ -93,6 +94,7 @@ class CentralList {
   void mark_tail(Span* span);
   size_t fast_free_pages(const Span* span, uintptr_t bump) const;
   void carved(Span* span, uintptr_t old_bump);
+  void start_checks(Span* span);
   void update_fast_free(const Span* span);
   bool on_released_page(const Span* span, const void* p) const;
 
@@ -102,8 +104,12 @@ class CentralList {
   Span* new_span();
   Span* nonempty_span();
 
+  /// The size class: the list's index in g_central. Not a member set at
+  /// start-up: a process that uses a few classes touches only their lists'
+  /// pages of g_central (zero until then: an unlocked, empty list).
+  uint8_t cls() const;
+
   RS_CACHELINE_ALIGNED Lock lock_;
-  uint8_t cls_;         // the size class
   Span* nonempty_;      // spans with free objects (doubly linked)
   CentralStats stats_;  // counters
 };
@@ -127,6 +133,12 @@ void set_system_page_size(size_t bytes);
 /// with their size (strict mode: the block's canary is not the program's).
 /// Called at init, before any span is carved.
 void set_fast_free_checks(bool on);
+
+/// Starts free's fast check (page_map.h, object_at), when the CPU caches
+/// start: before, every free takes the slow path anyway, so carving leaves
+/// every page's check off and writes no mark ahead. Once, g_init_lock held
+/// (takes every class lock in turn).
+void start_fast_free_checks();
 
 }  // namespace rs
 

@@ -26,17 +26,19 @@
 
 namespace rs {
 
-Lock g_init_lock;
-int g_state = kInitNone;
-bool g_disabled = false;
-bool g_valgrind = false;
+RS_STARTUP_DATA Lock g_init_lock;
+RS_STARTUP_DATA int g_state = kInitNone;
+RS_STARTUP_DATA bool g_disabled = false;
+RS_STARTUP_DATA bool g_valgrind = false;
 const char* g_mode = "uninitialised";
 
 namespace {
 
-bool g_settings_read = false;  // the environment was readable at init
+// The environment was readable at init.
+RS_STARTUP_DATA bool g_settings_read = false;
 
-uint64_t g_shuffle_state;  // strict mode's shuffle (racy updates are fine)
+// Strict mode's shuffle (racy updates are fine).
+RS_STARTUP_DATA uint64_t g_shuffle_state;
 
 /// Strict mode: the objects of a refill in random order, so a freed block
 /// is not the next one handed out and neighbours are not handed out in
@@ -60,7 +62,7 @@ void shuffle(void** out, int n) {
 // madvise(MADV_DONTNEED) would round such a range up over the neighbouring
 // spans and destroy live objects. Such a process runs on glibc's malloc,
 // as with RSMALLOC_DISABLE=1, whatever the environment says.
-bool g_page_too_big = false;
+RS_STARTUP_DATA bool g_page_too_big = false;
 
 /// load_config(), then the disable that large system pages force.
 bool read_settings() {
@@ -139,7 +141,8 @@ void apply_settings() {
   publish_introspection();
 }
 
-bool g_transfer_ready = false;  // the transfer caches are set up
+// The transfer caches are set up.
+RS_STARTUP_DATA bool g_transfer_ready = false;
 
 /// The transfer caches, then the CPU caches (which publish their mode
 /// last). g_init_lock held. True the first time.
@@ -150,6 +153,7 @@ bool start_caches_locked() {
       g_transfer[c].init(static_cast<uint8_t>(c));
     }
     g_transfer_ready = true;
+    start_fast_free_checks();
   }
   return g_cpu_cache.start();
 }
@@ -246,8 +250,6 @@ RS_SLOW_PATH void init() {
     g_cpu_cache.set_word(g_free_mark);
     set_free_mark(g_free_mark);
     set_system_page_size(os::system_page_size());
-    for (size_t c = 1; c < kNumClasses; c++)
-      g_central[c].init(static_cast<uint8_t>(c));
     if (!g_settings_read)  // late_init may have read them (once: it reports)
       g_settings_read = read_settings();
     g_valgrind = vg::detect();

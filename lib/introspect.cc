@@ -26,10 +26,13 @@ uint64_t where(const void* p) {
 
 }  // namespace
 
-Introspection g_introspection = {};
+RS_STARTUP_DATA Introspection g_introspection = {};
 
 void publish_introspection() {
-  Introspection& d = g_introspection;
+  // Volatile: one store of an immediate per field. Merged, the compiler
+  // loads the constants from .rodata, whose page /bin/true otherwise
+  // never faults in.
+  volatile Introspection& d = g_introspection;
   __atomic_store_n(&d.ready, 0, __ATOMIC_RELAXED);
   d.magic = kIntrospectMagic;
   d.layout = kIntrospectLayout;

@@ -20,10 +20,14 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
   if (last + 1 > high_)
     high_ = last + 1;
   for (uintptr_t i = page >> kLeafBits; i <= last >> kLeafBits; i++) {
-    // An add of 0, not a load: a root page first seen here takes one
-    // write fault, not a read fault and then a write fault for the store.
-    if (__atomic_fetch_add(&root_[i], 0, __ATOMIC_RELAXED) != nullptr)
-      continue;
+    // A compare-exchange of null with null, not a load: a root page first
+    // seen here takes one write fault, not a read fault and then a write
+    // fault for the store. (An atomic add of 0 did that with gcc; clang
+    // turns it into a load.)
+    Leaf* current = nullptr;
+    if (!__atomic_compare_exchange_n(&root_[i], &current, nullptr, false,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      continue;  // a leaf is there
     void* leaf = os::map(sizeof(Leaf));
     if (leaf == nullptr)
       return false;
@@ -34,13 +38,13 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
 }
 
 void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
-  // For small spans, the operands of object_at's divisibility check, with
-  // the check itself off (check_mul 0) until the central list has carved
-  // the page's objects (set_fast_free). The check goes off before the
-  // class changes and comes on after: a reader that sees it sees a class.
-  uint64_t start_mul =
-      cls != 0 ? uint64_t{span->start()} * (UINT64_MAX / class_size(cls) + 1)
-               : 0;
+  // object_at's check off (check_mul 0) until the central list has carved
+  // the page's objects (set_fast_free writes both operands). The check
+  // goes off before the class changes and comes on after: a reader that
+  // sees it sees a class. While no check was ever on, every check_mul is
+  // still 0: no write, so a process that never starts its CPU caches
+  // faults in no page of the check arrays.
+  bool checks = __atomic_load_n(&checks_used_, __ATOMIC_RELAXED);
   while (n > 0) {
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
@@ -48,10 +52,11 @@ void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
     if (run > n)
       run = n;
     for (size_t k = 0; k < run; k++) {
-      __atomic_store_n(&leaf->check_mul[i + k], uint64_t{0}, __ATOMIC_RELEASE);
+      if (checks)
+        __atomic_store_n(&leaf->check_mul[i + k], uint64_t{0},
+                         __ATOMIC_RELEASE);
       __atomic_store_n(&leaf->span[i + k], span, __ATOMIC_RELEASE);
       __atomic_store_n(&leaf->size_class[i + k], cls, __ATOMIC_RELEASE);
-      __atomic_store_n(&leaf->start_mul[i + k], start_mul, __ATOMIC_RELEASE);
     }
     page += run;
     n -= run;
@@ -62,7 +67,12 @@ void PageMap::set_fast_free(const Span* span,
                             size_t on_pages,
                             uint64_t released,
                             size_t unit_shift) {
+  if (on_pages == 0 && !__atomic_load_n(&checks_used_, __ATOMIC_RELAXED))
+    return;  // every check is off already: none was ever on
+  if (on_pages != 0)
+    __atomic_store_n(&checks_used_, true, __ATOMIC_RELAXED);
   uint64_t mul = UINT64_MAX / class_size(span->size_class) + 1;
+  uint64_t start_mul = uint64_t{span->start()} * mul;
   for (size_t k = 0; k < span->num_pages; k++) {
     bool on = k < on_pages;
     if (on && released != 0) {
@@ -74,6 +84,9 @@ void PageMap::set_fast_free(const Span* span,
     uintptr_t page = span->first_page + k;
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
+    // The operands first: a reader that sees the check on sees them.
+    if (on)
+      __atomic_store_n(&leaf->start_mul[i], start_mul, __ATOMIC_RELEASE);
     __atomic_store_n(&leaf->check_mul[i], on ? mul : 0, __ATOMIC_RELEASE);
   }
 }

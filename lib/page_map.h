@@ -125,6 +125,7 @@ class PageMap {
   size_t leaf_bytes_;        // total bytes of leaves
   uintptr_t low_;            // ensure()'s pages so far: [low_, high_)
   uintptr_t high_;
+  bool checks_used_;  // set_fast_free has turned a check on
 };
 
 extern PageMap g_page_map;

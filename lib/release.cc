@@ -11,7 +11,8 @@
 namespace rs {
 namespace {
 
-uint64_t g_next_span_release_ms;  // when the slow paths next look in spans
+// When the slow paths next look in spans.
+RS_STARTUP_DATA uint64_t g_next_span_release_ms;
 
 }  // namespace
 

@@ -28,6 +28,27 @@ void report(const char* name, const char* value, const char* expected) {
   log.str(": expected ").str(expected).str("; keeping the default\n");
 }
 
+/// Whether s starts with "MALLOC_" or "RSMALLOC_" (MALLOC_PERTURB_ and
+/// every RSMALLOC_* setting), compared a character at a time with
+/// immediates: no string constant is read.
+bool ours(const char* s) {
+  if (s[0] == 'R' && s[1] == 'S')
+    s += 2;
+  return s[0] == 'M' && s[1] == 'A' && s[2] == 'L' && s[3] == 'L' &&
+         s[4] == 'O' && s[5] == 'C' && s[6] == '_';
+}
+
+/// Whether the environment holds a variable rsmalloc reads. One pass over
+/// environ: nearly every process has none, and then makes none of the ten
+/// lookups and reads no page of the library's .rodata at start-up.
+bool any_setting() {
+  for (char** e = environ; *e != nullptr; e++) {
+    if (ours(*e))
+      return true;
+  }
+  return false;
+}
+
 /// Looks `name` up; a setuid or setgid program sees nothing.
 const char* lookup(const char* name) {
   return secure_getenv(name);
@@ -216,6 +237,8 @@ bool parse_perturb(const char* s, int* out) {
 bool load_config() {
   if (environ == nullptr)
     return false;
+  if (!any_setting())
+    return true;  // the defaults
   read_setting("RSMALLOC_DISABLE", &g_config.disable, parse_bool, "0 or 1");
   read_setting("RSMALLOC_VERBOSE", &g_config.verbose, parse_bool, "0 or 1");
   read_setting("RSMALLOC_RSEQ", &g_config.rseq, parse_rseq, "auto, 1 or 0");

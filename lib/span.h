@@ -37,6 +37,8 @@ struct Span {
   bool on_list : 1;        // on the central list's nonempty list
   bool pages_checked : 1;  // no free page found since last touched
   bool bump_zeroed : 1;    // objects past the bump pointer read as zeros
+  bool checks_late : 1;    // carved before free's fast check started: every
+                           // page off until start_checks
   uint64_t touched_ms;     // kSmall: when objects last moved in or out
 
   union {

@@ -6,7 +6,7 @@
 
 namespace rs::vg {
 
-bool g_annotate = false;
+RS_STARTUP_DATA bool g_annotate = false;
 SizeTable g_sizes;
 Quarantine g_quarantine;
 

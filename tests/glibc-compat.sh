@@ -29,6 +29,12 @@ run perturb-env-decimal MALLOC_PERTURB_=200 RS_EXPECT_FILL=55
 run perturb-env-bad MALLOC_PERTURB_=300 RS_EXPECT_FILL=none
 run perturb-env-bad2 MALLOC_PERTURB_=0x1z RS_EXPECT_FILL=none
 
+# MALLOC_PERTURB_ alone in the environment (rsmalloc looks its settings up
+# only when a MALLOC_ or RSMALLOC_ variable is there: this one must count).
+env -i MALLOC_PERTURB_=0x33 LD_PRELOAD="$RSMALLOC_LIB" "$probe" >"$out/alone" 2>&1
+check "MALLOC_PERTURB_ alone in the environment is honoured" \
+  grep -q "fill=0xcc" "$out/alone" || show "$out/alone"
+
 # A bad MALLOC_PERTURB_ is ignored without a word, as glibc does.
 MALLOC_PERTURB_=junk LD_PRELOAD=$RSMALLOC_LIB /bin/true 2>"$out/junk"
 check "a bad MALLOC_PERTURB_ prints nothing" test ! -s "$out/junk" ||

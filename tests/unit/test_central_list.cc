@@ -33,8 +33,6 @@ void setup() {
   uintptr_t secret = 0;
   ck_assert_int_eq(getrandom(&secret, sizeof(secret), 0), sizeof(secret));
   rs::set_free_list_secret(secret);
-  for (size_t c = 1; c < rs::kNumClasses; c++)
-    g_central[c].init(static_cast<uint8_t>(c));
 }
 
 /// Takes n objects of class cls in batches of the class's batch size.
@@ -432,6 +430,72 @@ START_TEST(pointer_past_the_last_object_aborts) {
 
 END_TEST
 
+// --- free's fast check, started late (as when the CPU caches start)
+
+namespace {
+
+constexpr uintptr_t kMark = 0x6d61726b6d61726bu | 1;
+
+/// A class whose spans hold a few objects (a full span is off its list).
+size_t few_objects_class() {
+  for (size_t c = rs::kNumClasses - 1; c >= 1; c--) {
+    uint32_t n = class_info(c).objects;
+    if (n >= 4 && n <= 16)
+      return c;
+  }
+  return 0;
+}
+
+}  // namespace
+
+START_TEST(checks_start_for_spans_carved_before) {
+  rs::set_free_mark(kMark);
+  size_t cls = 3;  // 48 B: marks ahead, many objects a page
+  size_t size = rs::class_size(cls);
+  void* obj;
+  ck_assert_int_eq(g_central[cls].remove_batch(&obj, 1), 1);
+  size_t got = 0;
+  ck_assert(!g_page_map.object_at(obj, &got));  // not started: off
+  // The next slot, never carved: no mark yet (nothing wrote it).
+  const uintptr_t* next = static_cast<const uintptr_t*>(obj) + size / 8;
+  ck_assert_uint_eq(next[1], 0);
+
+  rs::start_fast_free_checks();
+  ck_assert(g_page_map.object_at(obj, &got));
+  ck_assert_uint_eq(got, cls);
+  // Its page is on, so its uncarved slots carry the mark (a free of one
+  // then fails the CPU cache's mark check).
+  ck_assert(g_page_map.object_at(next, &got));
+  ck_assert_uint_eq(next[1], kMark);
+  // Carving on from there keeps the checks in step.
+  void* more[8];
+  ck_assert_int_eq(g_central[cls].remove_batch(more, 8), 8);
+  for (void* p : more)
+    ck_assert(g_page_map.object_at(p, &got));
+}
+
+END_TEST
+
+START_TEST(checks_start_for_full_spans_when_relinked) {
+  size_t cls = few_objects_class();
+  ck_assert_uint_ne(cls, 0);
+  size_t n = class_info(cls).objects;
+  std::vector<void*> objs = take(cls, n);  // one span, full: off its list
+  Span* s = g_page_map.span_of(objs[0]);
+  ck_assert_ptr_eq(g_page_map.span_of(objs[n - 1]), s);
+  size_t got = 0;
+  rs::start_fast_free_checks();
+  ck_assert(!g_page_map.object_at(objs[0], &got));  // not walked: off
+  // A free puts the span back on its list: its checks start.
+  g_central[cls].insert_batch(&objs[n - 1], 1);
+  for (size_t i = 0; i + 1 < n; i++) {
+    ck_assert(g_page_map.object_at(objs[i], &got));
+    ck_assert_uint_eq(got, cls);
+  }
+}
+
+END_TEST
+
 // --- threads
 
 namespace {
@@ -538,6 +602,11 @@ int main(void) {
   tcase_add_test_raise_signal(tc, null_pointer_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, large_span_pointer_aborts, SIGABRT);
   tcase_add_test_raise_signal(tc, pointer_past_the_last_object_aborts, SIGABRT);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("late_checks");
+  tcase_add_checked_fixture(tc, setup, nullptr);
+  tcase_add_test(tc, checks_start_for_spans_carved_before);
+  tcase_add_test(tc, checks_start_for_full_spans_when_relinked);
   suite_add_tcase(s, tc);
   tc = tcase_create("threads");
   tcase_add_checked_fixture(tc, setup, nullptr);

@@ -36,8 +36,6 @@ void setup() {
   ck_assert_int_eq(getrandom(&secret, sizeof(secret), 0), sizeof(secret));
   rs::set_free_list_secret(secret);
   rs::set_system_page_size(kSysPage);
-  for (size_t c = 1; c < rs::kNumClasses; c++)
-    g_central[c].init(static_cast<uint8_t>(c));
 }
 
 /// The first class whose objects are at least `bytes` long.

@@ -30,10 +30,8 @@ void setup() {
   uintptr_t secret = 0;
   ck_assert_int_eq(getrandom(&secret, sizeof(secret), 0), sizeof(secret));
   rs::set_free_list_secret(secret);
-  for (size_t c = 1; c < rs::kNumClasses; c++) {
-    g_central[c].init(static_cast<uint8_t>(c));
+  for (size_t c = 1; c < rs::kNumClasses; c++)
     g_transfer[c].init(static_cast<uint8_t>(c));
-  }
 }
 
 /// n objects of class cls from the central list.
