@@ -113,37 +113,29 @@ START_TEST(single_thread_exact_counts) {
   void* first = cache->pop_slow(cls);
   ck_assert_ptr_nonnull(first);
   ck_assert(take(first, cls, 0));
-  // Slow start: pop_slow grew the class by one slot and took one object.
-  ck_assert_uint_eq(cache->cached_objects(cls), 0);
-  ck_assert_uint_eq(g_pool[cls].n, kPerClass - 1);
-  // Misses double the room (2, 4, 8, 16: a batch), each refill bringing
-  // what fits: 1 + 2 + 4 + 8 + 16 objects, the last 15 still cached.
+  // Slow start: pop_slow grew the class by one slot and filled it.
+  ck_assert_uint_eq(cache->cached_objects(cls), 1);
+  ck_assert_uint_eq(g_pool[cls].n, kPerClass - 2);
+  // Misses double the room (2, 4, 8, 16: a batch, the whole budget),
+  // each refill filling it: 2 + 3 + 5 + 9 + 16 objects.
   void* held[64];
   size_t n = 0;
-  for (size_t i = 0; i < 15; i++) {
+  for (size_t i = 0; i < 19 + 15; i++) {
     void* p = cache->pop(cls);
     if (p == nullptr)
       p = cache->pop_slow(cls);  // locked mode: always here
     ck_assert_ptr_nonnull(p);
     ck_assert(take(p, cls, 0));
     held[n++] = p;
-  }
-  ck_assert_uint_eq(cache->cached_objects(cls), kLimits[cls].batch - 1);
-  ck_assert_uint_eq(g_pool[cls].n, kPerClass - 31);
-  for (size_t i = 0; i < kLimits[cls].batch - 1u; i++) {
-    void* p = cache->pop(cls);
-    if (p == nullptr)
-      p = cache->pop_slow(cls);  // locked mode: always here
-    ck_assert_ptr_nonnull(p);
-    ck_assert(take(p, cls, 0));
-    held[n++] = p;
+    ck_assert_uint_eq(g_pool[cls].n + cache->cached_objects(cls) + n + 1,
+                      kPerClass);
   }
   ck_assert_uint_eq(cache->cached_objects(cls), 0);
-  ck_assert_uint_eq(g_pool[cls].n, kPerClass - 31);
+  ck_assert_uint_eq(g_pool[cls].n, kPerClass - 35);
   if (want)
     ck_assert_ptr_null(cache->pop(cls));  // empty again
   held[n++] = first;
-  // 31 objects back into room for 16 (the whole 4 KiB budget): full, it
+  // 35 objects back into room for 16 (the whole 4 KiB budget): full, it
   // cannot grow, and a push past it takes the class back with it.
   for (size_t i = 0; i < n; i++) {
     ck_assert(transition(index_of(held[i]), kHeldBase, kInCache, "push"));
@@ -200,11 +192,11 @@ START_TEST(slow_paths_at_the_edges) {
   ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
 
   // Misses grow class 4 (1 KiB objects) to 1, 2 and 4 slots: the whole
-  // 4 KiB budget. Its refills bring 1 + 2 + 4 objects, all taken.
+  // 4 KiB budget. Its refills bring 2 + 3 + 5 objects, all taken.
   const size_t big_cls = 4;
-  void* big[8];
+  void* big[10];
   size_t nbig = 0;
-  for (size_t i = 0; i < 7; i++) {
+  for (size_t i = 0; i < 10; i++) {
     void* p = cache->pop(big_cls);
     if (p == nullptr)
       p = cache->pop_slow(big_cls);
