@@ -46,7 +46,12 @@ constexpr ClassTable make_class_table() {
   for (size_t c = 1; c < kNumClasses; c++) {
     ClassInfo& ci = t.info[c];
     size_t size = ci.size;
-    size_t target = clamp(size * 8, kPageSize, 256 * 1024);
+    // Eight objects a span, two from 16 KiB: a span's free objects stay
+    // resident while any of its objects is in use, and the large classes
+    // have few objects in use each (a span of eight 36 KiB objects holding
+    // one kept 252 KiB for it).
+    size_t per_span = size >= 16 * 1024 ? 2 : 8;
+    size_t target = clamp(size * per_span, kPageSize, 256 * 1024);
     size_t pages = (target + kPageSize - 1) / kPageSize;
     while ((pages * kPageSize) % size > pages * kPageSize / 8)
       pages++;

@@ -69,6 +69,8 @@ struct alignas(64) CpuState {
   bool initialised;         // the headers have been laid out
   size_t capacity_bytes;    // sum over classes of (end - begin) * size
   uint64_t last_active_ms;  // last slow path on this CPU
+  // Per class: a pop found it empty since a push last grew it past a batch.
+  uint8_t underflowed[kMaxClasses];
 };
 
 /// The per-CPU caches of the process.
@@ -233,7 +235,9 @@ class CpuCache {
   bool map_regions();
   void init_region(size_t cpu);
   void ensure_region(size_t cpu);
-  bool grow(size_t cpu, size_t cls);
+  /// Adds room to a class of a CPU (its lock held): after a pop found it
+  /// empty (underflow), or a push found it full. False when it cannot.
+  bool grow(size_t cpu, size_t cls, bool underflow);
   void* pop_locked(size_t cls);
   void push_locked(size_t cls, void* obj);
   size_t push_batch(size_t cls, void* const* objs, size_t n);

@@ -113,30 +113,39 @@ START_TEST(single_thread_exact_counts) {
   void* first = cache->pop_slow(cls);
   ck_assert_ptr_nonnull(first);
   ck_assert(take(first, cls, 0));
-  // pop_slow grew the class to one batch and cached the rest of it.
-  ck_assert_uint_eq(cache->cached_objects(cls), kLimits[cls].batch - 1);
+  // Slow start: pop_slow grew the class by one slot and filled it.
+  ck_assert_uint_eq(cache->cached_objects(cls), 1);
+  ck_assert_uint_eq(g_pool[cls].n, kPerClass - 2);
+  // Misses double the room (2, 4, 8, 16: a batch, the whole budget),
+  // each refill filling it: 2 + 3 + 5 + 9 + 16 objects.
   void* held[64];
   size_t n = 0;
-  for (size_t i = 0; i < kLimits[cls].batch - 1u; i++) {
+  for (size_t i = 0; i < 19 + 15; i++) {
     void* p = cache->pop(cls);
     if (p == nullptr)
       p = cache->pop_slow(cls);  // locked mode: always here
     ck_assert_ptr_nonnull(p);
     ck_assert(take(p, cls, 0));
     held[n++] = p;
+    ck_assert_uint_eq(g_pool[cls].n + cache->cached_objects(cls) + n + 1,
+                      kPerClass);
   }
   ck_assert_uint_eq(cache->cached_objects(cls), 0);
-  ck_assert_uint_eq(g_pool[cls].n, kPerClass - kLimits[cls].batch);
+  ck_assert_uint_eq(g_pool[cls].n, kPerClass - 35);
   if (want)
     ck_assert_ptr_null(cache->pop(cls));  // empty again
   held[n++] = first;
+  // 35 objects back into room for 16 (the whole 4 KiB budget): full, it
+  // cannot grow, and a push past it takes the class back with it.
   for (size_t i = 0; i < n; i++) {
     ck_assert(transition(index_of(held[i]), kHeldBase, kInCache, "push"));
     if (!cache->push(cls, held[i]))
       cache->push_slow(cls, held[i]);
+    ck_assert_uint_le(cache->cached_objects(cls), kLimits[cls].batch);
   }
-  ck_assert_uint_eq(cache->cached_objects(cls), kLimits[cls].batch);
-  ck_assert_uint_eq(cache->drain_all(), kLimits[cls].batch);
+  size_t cached = cache->cached_objects(cls);
+  ck_assert_uint_eq(g_pool[cls].n + cached, kPerClass);
+  ck_assert_uint_eq(cache->drain_all(), cached);
   ck_assert_uint_eq(cache->cached_objects(cls), 0);
   ck_assert_uint_eq(g_pool[cls].n, kPerClass);
   // The capacity went back too: a push misses until push_slow grows it.
@@ -182,51 +191,42 @@ START_TEST(slow_paths_at_the_edges) {
   CPU_SET(sched_getcpu(), &one);
   ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
 
-  // Class 4's first batch (32 x 1 KiB) uses up the 4 KiB budget.
-  void* big = cache->pop_slow(4);
-  ck_assert(take(big, 4, 0));
-  expect_total(cache, 4, 1, "after the first refill of class 4");
-
-  // Class 3 still gets its first batch (16), which is then emptied.
-  const size_t cls = 3;
-  void* held[64];
-  size_t n = 0;
-  for (size_t i = 0; i < kLimits[cls].batch; i++) {
-    void* p = cache->pop(cls);
+  // Misses grow class 4 (1 KiB objects) to 1, 2 and 4 slots: the whole
+  // 4 KiB budget. Its refills bring 2 + 3 + 5 objects, all taken.
+  const size_t big_cls = 4;
+  void* big[10];
+  size_t nbig = 0;
+  for (size_t i = 0; i < 10; i++) {
+    void* p = cache->pop(big_cls);
     if (p == nullptr)
-      p = cache->pop_slow(cls);
-    ck_assert(take(p, cls, 0));
-    held[n++] = p;
+      p = cache->pop_slow(big_cls);
+    ck_assert(take(p, big_cls, 0));
+    big[nbig++] = p;
   }
-  ck_assert_uint_eq(cache->cached_objects(cls), 0);
-  expect_total(cache, cls, n, "class 3 emptied");
+  ck_assert_uint_eq(cache->cached_objects(big_cls), 0);
+  expect_total(cache, big_cls, nbig, "class 4 grown to the budget");
 
-  // Empty, budget spent: growing is refused, nothing to take back.
-  void* p = held[--n];
-  ck_assert(transition(index_of(p), kHeldBase, kInCache, "push"));
+  // Class 3 (256 B: more than 1/64 of the budget, so no first step over
+  // it) has no room and cannot grow: push_slow finds nothing to take
+  // back and hands the object on alone.
+  const size_t cls = 3;
+  void* p;
+  ck_assert_int_eq(fake_refill(cls, &p, 1), 1);
+  ck_assert(!want || !cache->push(cls, p));
   cache->push_slow(cls, p);
-  expect_total(cache, cls, n, "push_slow on an empty class");
+  ck_assert_uint_eq(cache->cached_objects(cls), 0);
+  expect_total(cache, cls, 0, "push_slow on an empty class");
 
-  // Refill class 3 to full, then one more through push_slow.
-  while (n > 0) {
-    p = held[--n];
+  // Class 4 back to full, then more through push_slow: each takes the
+  // whole class back with it.
+  while (nbig > 0) {
+    p = big[--nbig];
     ck_assert(transition(index_of(p), kHeldBase, kInCache, "push"));
-    if (!cache->push(cls, p))
-      cache->push_slow(cls, p);
+    if (!cache->push(big_cls, p))
+      cache->push_slow(big_cls, p);
+    ck_assert_uint_le(cache->cached_objects(big_cls), 4);
+    expect_total(cache, big_cls, nbig, "pushing past full");
   }
-  void* extra[2];
-  ck_assert_int_eq(fake_refill(cls, extra, 2), 2);
-  size_t extra_held = 2;
-  for (void* e : extra) {
-    if (!cache->push(cls, e))
-      cache->push_slow(cls, e);
-    extra_held--;
-    expect_total(cache, cls, extra_held, "pushing past full");
-  }
-  ck_assert_uint_le(cache->cached_objects(cls), kLimits[cls].batch);
-
-  ck_assert(transition(index_of(big), kHeldBase, kInCache, "push"));
-  cache->push_slow(4, big);
   cache->drain_all();
   RunResult res = {};
   account(&res);

@@ -249,7 +249,7 @@ END_TEST
 // the free list comes first, and that object is dirty. (Taking every
 // object first, as above, hides a zeroed flag that forgets the free list.)
 START_TEST(remove_one_after_a_free_is_not_zeroed) {
-  const size_t cls = rs::size_class_of(64 * 1024);
+  const size_t cls = rs::size_class_of(12 * 1024);
   const rs::ClassInfo& ci = class_info(cls);
   ck_assert_uint_ge(ci.objects, 3);
   bool zeroed = false;

@@ -199,8 +199,10 @@ START_TEST(caches_start_at_the_nth_slow_path) {
   ck_assert(g_cache->mode() != Mode::kNone);
   ck_assert_ptr_nonnull(g_cache->regions());
   ck_assert_uint_ge(g_cache->num_cpus(), 1);
-  ck_assert_int_gt(g_last_refill_n, 1);  // a batch now
-  ck_assert(!g_cache->start());          // once
+  // Slow start: room for one, filled, and the caller's object.
+  ck_assert_int_eq(g_last_refill_n, 2);
+  ck_assert_uint_eq(g_cache->cached_objects(1), 1);
+  ck_assert(!g_cache->start());  // once
   put(1, p);
   put(1, held);
   ck_assert_uint_gt(total_cached(), 0);
@@ -283,6 +285,11 @@ START_TEST(first_pop_and_push_miss) {
 END_TEST
 
 START_TEST(pop_slow_refills_then_pops_hit) {
+  // Slow start: the first miss of a class makes room for one object and
+  // fills it (with the caller's object, two), each later miss doubles the
+  // room, a batch a step at most: a class a CPU uses one object at a time
+  // keeps two objects there, not a batch (each refilled object gets the
+  // free mark, which faults its page in).
   init_cache(_i != 0);
   pin_to(allowed_cpus()[0]);
   const size_t cls = 1;
@@ -291,51 +298,83 @@ START_TEST(pop_slow_refills_then_pops_hit) {
   got.push_back(get(cls));
   ck_assert_ptr_nonnull(got[0]);
   ck_assert_int_eq(g_refill_calls, 1);
+  ck_assert_int_eq(g_last_refill_n, 2);
+  ck_assert_uint_eq(g_cache->cached_objects(cls), 1);
+  int room = 1;
+  for (;;) {
+    int calls = g_refill_calls;
+    size_t cached = g_cache->cached_objects(cls);
+    for (size_t k = 0; k < cached; k++) {  // hits
+      void* p = get(cls);
+      ck_assert_ptr_nonnull(p);
+      got.push_back(p);
+    }
+    ck_assert_int_eq(g_refill_calls, calls);  // all from the cache
+    if (room >= batch)
+      break;
+    room += std::min(room, batch);
+    got.push_back(get(cls));  // a miss
+    ck_assert_int_eq(g_refill_calls, calls + 1);
+    ck_assert_int_eq(g_last_refill_n, std::min(room + 1, batch));
+    ck_assert_uint_eq(g_cache->cached_objects(cls),
+                      static_cast<size_t>(std::min(room + 1, batch)) - 1);
+  }
+  // A batch a miss from now on.
+  got.push_back(get(cls));
   ck_assert_int_eq(g_last_refill_n, batch);
   ck_assert_uint_eq(g_cache->cached_objects(cls), batch - 1);
-  for (int k = 1; k < batch; k++) {
-    void* p = get(cls);
-    ck_assert_ptr_nonnull(p);
-    got.push_back(p);
-  }
-  ck_assert_int_eq(g_refill_calls, 1);  // all from the cache
-  ck_assert_uint_eq(g_cache->cached_objects(cls), 0);
-  if (g_cache->mode() == Mode::kRseq)
-    ck_assert_ptr_null(g_cache->pop(cls));  // empty again: a miss
-  got.push_back(get(cls));
-  ck_assert_int_eq(g_refill_calls, 2);
   check_conservation(g_cache->cached_objects(cls));
   for (void* p : got)
     put(cls, p);
-  ck_assert_int_eq(g_drain_calls, 0);  // capacity grew to hold them
+  ck_assert_uint_le(g_cache->cached_objects(cls), kLimits[cls].max_capacity);
   check_conservation(total_cached());
 }
 
 END_TEST
 
 START_TEST(push_past_capacity_drains) {
+  // A class that a CPU only frees into keeps one batch of room there: its
+  // drains go out whole, and no more of its objects wait where nothing
+  // allocates them (the consumer of a pipeline).
   init_cache(_i != 0);
   pin_to(allowed_cpus()[0]);
   const size_t cls = 1;
   const size_t cap = kLimits[cls].max_capacity;
-  const int batch = kLimits[cls].batch;
+  const size_t batch = kLimits[cls].batch;
   std::vector<void*> objs = from_backend(cls, 100);
   reset_counters();
-  size_t lowest_after_fill = SIZE_MAX;
-  for (size_t k = 0; k < objs.size(); k++) {
-    put(cls, objs[k]);
-    size_t cached = g_cache->cached_objects(cls);
-    ck_assert_msg(cached <= cap, "%zu cached, capacity %zu", cached, cap);
-    if (k >= cap)
-      lowest_after_fill = std::min(lowest_after_fill, cached);
+  size_t most = 0;
+  for (void* p : objs) {
+    put(cls, p);
+    most = std::max(most, g_cache->cached_objects(cls));
   }
+  ck_assert_uint_eq(most, batch);
   ck_assert_int_gt(g_drain_calls, 0);
-  ck_assert_int_le(g_max_drain, batch + 1);  // a batch plus the new one
-  ck_assert_uint_ge(lowest_after_fill, cap - batch);
+  ck_assert_int_eq(g_max_drain, static_cast<int>(batch) + 1);  // whole
   ck_assert_uint_eq(
       static_cast<size_t>(g_drained) + g_cache->cached_objects(cls),
       objs.size());
   ck_assert_int_eq(g_refill_calls, 0);
+  check_conservation(total_cached());
+  // Once the class also runs empty on this CPU, a full one grows again,
+  // up to its capacity and no further.
+  std::vector<void*> held;
+  for (int round = 0; round < 16; round++) {
+    size_t n = g_cache->cached_objects(cls) + 1;  // the last one misses
+    for (size_t k = 0; k < n; k++) {
+      void* p = get(cls);
+      ck_assert_ptr_nonnull(p);
+      held.push_back(p);
+    }
+    for (void* p : held) {
+      put(cls, p);
+      size_t cached = g_cache->cached_objects(cls);
+      ck_assert_msg(cached <= cap, "%zu cached, capacity %zu", cached, cap);
+      most = std::max(most, cached);
+    }
+    held.clear();
+  }
+  ck_assert_uint_gt(most, batch);
   check_conservation(total_cached());
 }
 
@@ -346,15 +385,51 @@ START_TEST(budget_limits_capacity) {
   init_cache(_i != 0, budget);
   pin_to(allowed_cpus()[0]);
   const size_t cls = 3;  // 4 KiB objects, batch 2, capacity 64
-  std::vector<void*> objs = from_backend(cls, 40);
+  // Misses grow the class (up to the budget), then all come back.
+  std::vector<void*> objs;
+  for (int k = 0; k < 40; k++) {
+    objs.push_back(get(cls));
+    ck_assert_ptr_nonnull(objs.back());
+  }
   size_t most = 0;
   for (void* p : objs) {
     put(cls, p);
     most = std::max(most, g_cache->cached_objects(cls));
   }
   ck_assert_uint_le(most * kLimits[cls].size, budget);
-  ck_assert_uint_ge(most, kLimits[cls].batch);  // the first batch always fits
+  ck_assert_uint_ge(most, kLimits[cls].batch);
   ck_assert_int_gt(g_drain_calls, 0);
+  check_conservation(total_cached());
+}
+
+END_TEST
+
+START_TEST(big_objects_first_step_within_the_budget) {
+  // The first step of a class is allowed over the budget, so that every
+  // class caches something, but only for objects of at most 1/64 of the
+  // budget: one each of the largest classes alone is more than a budget.
+  const size_t budget = 2048;  // 1/64: 32 bytes
+  init_cache(_i != 0, budget);
+  pin_to(allowed_cpus()[0]);
+  // Misses grow class 2 (256 B objects) to the whole budget.
+  std::vector<void*> objs;
+  for (int k = 0; k < 16; k++)
+    objs.push_back(get(2));
+  size_t most = 0;
+  for (void* p : objs) {
+    put(2, p);
+    most = std::max(most, g_cache->cached_objects(2));
+  }
+  ck_assert_uint_eq(most * 256, budget);
+  reset_counters();
+  // Class 1 (16 B) still gets its first step; class 3 (4 KiB) does not:
+  // its object goes straight back.
+  std::vector<void*> one = from_backend(1, 1), big = from_backend(3, 1);
+  put(1, one[0]);
+  ck_assert_uint_eq(g_cache->cached_objects(1), 1);
+  put(3, big[0]);
+  ck_assert_uint_eq(g_cache->cached_objects(3), 0);
+  ck_assert_int_eq(g_drained, 1);
   check_conservation(total_cached());
 }
 
@@ -479,6 +554,7 @@ int main(void) {
   tcase_add_loop_test(tc, pop_slow_refills_then_pops_hit, 0, 2);
   tcase_add_loop_test(tc, push_past_capacity_drains, 0, 2);
   tcase_add_loop_test(tc, budget_limits_capacity, 0, 2);
+  tcase_add_loop_test(tc, big_objects_first_step_within_the_budget, 0, 2);
   tcase_add_loop_test(tc, push_slow_on_an_empty_class_that_cannot_grow, 0, 2);
   tcase_add_loop_test(tc, full_classes_leave_the_headers_alone, 0, 2);
   suite_add_tcase(s, tc);

@@ -116,6 +116,24 @@ START_TEST(span_holds_its_objects) {
 
 END_TEST
 
+START_TEST(large_classes_have_spans_of_one_or_two_objects) {
+  // A span's free objects stay resident while any of its objects is in
+  // use: from 16 KiB, where a class has few objects in use, a span holds
+  // at most two (and below, at least eight when they fit in 256 KiB).
+  for (size_t c = 1; c < kNumClasses; c++) {
+    const rs::ClassInfo& ci = class_info(c);
+    if (ci.size >= 16 * 1024) {
+      ck_assert_msg(ci.objects <= 2, "class %zu (%u bytes): %u objects", c,
+                    ci.size, ci.objects);
+    } else if (size_t{ci.size} * 8 <= 256 * 1024) {
+      ck_assert_msg(ci.objects >= 8, "class %zu (%u bytes): %u objects", c,
+                    ci.size, ci.objects);
+    }
+  }
+}
+
+END_TEST
+
 START_TEST(class_divide_matches_division) {
   // Every offset inside a span of every class.
   size_t bad = 0, checked = 0;
@@ -166,6 +184,7 @@ int main(void) {
   tcase_add_test(tc, waste_at_most_one_eighth_above_128);
   tcase_add_test(tc, power_of_two_classes_up_to_a_page);
   tcase_add_test(tc, span_holds_its_objects);
+  tcase_add_test(tc, large_classes_have_spans_of_one_or_two_objects);
   tcase_add_test(tc, batch_within_capacity);
   suite_add_tcase(s, tc);
   tc = tcase_create("divide");
