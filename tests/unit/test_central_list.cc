@@ -434,7 +434,7 @@ END_TEST
 
 namespace {
 
-constexpr uintptr_t kMark = 0x6d61726b6d61726bu | 1;
+constexpr uintptr_t kMark = static_cast<uintptr_t>(0x6d61726b6d61726bull) | 1;
 
 /// A class whose spans hold a few objects (a full span is off its list).
 size_t few_objects_class() {
