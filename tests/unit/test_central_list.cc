@@ -457,7 +457,8 @@ START_TEST(checks_start_for_spans_carved_before) {
   size_t got = 0;
   ck_assert(!g_page_map.object_at(obj, &got));  // not started: off
   // The next slot, never carved: no mark yet (nothing wrote it).
-  const uintptr_t* next = static_cast<const uintptr_t*>(obj) + size / 8;
+  const uintptr_t* next =
+      reinterpret_cast<const uintptr_t*>(static_cast<const char*>(obj) + size);
   ck_assert_uint_eq(next[1], 0);
 
   rs::start_fast_free_checks();
