@@ -61,7 +61,7 @@ void* allocate_class(size_t cls) {
   if (p == nullptr)
     return fail_enomem();
   if (!g_valgrind)
-    *mark_word(p) = cls;
+    *mark_word(p) = tag_of(cls);
   return p;
 }
 
@@ -248,6 +248,14 @@ void deallocate_slow(void* p, const char* what) {
 }
 
 void deallocate_sized_slow(void* p, size_t n, const char* what) {
+  size_t cls = g_page_map.class_of(p);
+  if (cls != 0 &&
+      (!kFreeChecks || (untagged_slot(p) && n <= class_size(cls)))) {
+    // A small block (with the checks: an object's start) whose size is
+    // not its class's but fits: as an unsized free.
+    deallocate_small(p, cls, what);
+    return;
+  }
   Span* span = kFreeChecks ? g_page_map.span_of(p) : nullptr;
   if (span != nullptr && !g_valgrind) {
     // A small block whose page sends frees here (not carved that far, or

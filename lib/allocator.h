@@ -18,20 +18,38 @@
 
 namespace rs {
 
-extern rseq::CpuCache g_cpu_cache;
+extern RS_INTERNAL rseq::CpuCache g_cpu_cache;
 
 /// Whether free checks for double frees and sized frees check their size
 /// (configure --disable-checks turns them off, for measuring their cost).
 inline constexpr bool kFreeChecks = RS_FREE_CHECKS != 0;
 
-/// The free mark: a free writes it into the second word of a small block
-/// (the first holds the central lists' link), and every allocation
-/// replaces it with the block's class tag (below). A free that finds it is
-/// most likely a double free, which free_marked() confirms. Random per
-/// process, odd (no aligned pointer equals it, nor any class), set before
-/// the first block is handed out. The fast path reads its copy in
-/// g_cpu_cache.word().
-extern uintptr_t g_free_mark;
+/// The free mark and the class tag: the second word of a small block (the
+/// first holds the central lists' link) tells free whether the block is
+/// live. A free leaves the free mark there, g_free_mark, random per process
+/// and set before the first block is handed out; an allocation leaves the
+/// class tag, g_free_mark ^ cls. On 64-bit the mark's top two bits are 01
+/// (no mark and no tag is a canonical address, so no pointer a program
+/// keeps in the word equals one) and its low byte is 0 (a tag's low byte
+/// is its class). The fast path reads its copy in g_cpu_cache.word().
+///
+/// free xors the word with the mark: for a tag that gives the block's
+/// class. When that equals the page map's class, p is the start of a live
+/// block (a tag is only ever written at a block's start, and the mark is
+/// secret), and the push goes by it: its addresses then come from malloc's
+/// store to the block (forwarded while the block is fresh) rather than from
+/// the page map's loads, which wait on the pointer, and in a malloc/free
+/// loop the next malloc's loads would wait for them (docs/benchmarks.md,
+/// "The class tag"). Anything else (a program that wrote over the word, a
+/// freed block, an interior pointer) takes the full check: the page map's
+/// slot check, the mark, then the page map's class. Without the checks
+/// (--disable-checks) the tag is the bare class and only selects the push
+/// address when it equals the page map's class.
+extern RS_INTERNAL uintptr_t g_free_mark;
+
+RS_FAST_PATH uintptr_t tag_of(size_t cls) {
+  return kFreeChecks ? g_free_mark ^ cls : cls;
+}
 
 /// The second word of a small block: where the free mark and the class tag
 /// go.
@@ -39,16 +57,17 @@ RS_FAST_PATH uintptr_t* mark_word(void* p) {
   return static_cast<uintptr_t*>(p) + 1;
 }
 
-/// The class tag: an allocation leaves the block's class in its second
-/// word, and free pushes by the tag when it still equals the page map's
-/// class, so that the push's addresses come from malloc's store to the
-/// block (forwarded while the block is fresh) rather than from the page
-/// map's loads, which wait on the pointer: in a malloc/free loop the next
-/// malloc's loads would wait for them (docs/benchmarks.md, "The class
-/// tag"). Sized frees do the same with the size's class. Neither is
-/// trusted: a program that wrote over the word gets the page map's class,
-/// as does one whose data happens to differ.
-///
+/// The full check of free's fast path, for a small block whose second word
+/// does not hold its class tag: false when p is not the start of an object
+/// slot (the slow path then judges it).
+RS_FAST_PATH bool untagged_slot(const void* p) {
+  // Computed afresh, off the tag's path: kept from class_of, the page
+  // map's addresses would cost the hit path a register and an instruction.
+  __asm__("" : "+r"(p));
+  size_t cls;
+  return g_page_map.object_at(p, &cls);
+}
+
 /// same_class(a, b): a == b, compared by an asm branch, so that the
 /// compiler neither goes on with b's register once it knows the two are
 /// equal (clang does) nor turns the choice into a conditional move, which
@@ -91,12 +110,27 @@ RS_SLOW_PATH void deallocate_small_full(void* p, size_t cls);
 /// are not an object's start (an invalid free: it aborts naming `what`).
 RS_SLOW_PATH void deallocate_slow(void* p, const char* what = "free");
 
+/// A sized free whose size n is larger than the block: aborts.
+[[noreturn]] RS_SLOW_PATH void wrong_size(void* p, size_t n, const char* what);
+
+/// A sized free (free_sized, sized operator delete): as deallocate, and
+/// aborts when n is larger than the block. The slow path: anything but a
+/// small block whose size's class is its own.
+RS_SLOW_PATH void deallocate_sized_slow(void* p, size_t n, const char* what);
+
+/// A free of what the page map puts in a small span but is not the start
+/// of an object slot free's fast path may take (n: a sized free's size, or
+/// 0).
+RS_FAST_PATH void deallocate_not_slot(void* p, size_t n, const char* what) {
+  if (n != 0)
+    deallocate_sized_slow(p, n, what);
+  else
+    deallocate_slow(p, what);
+}
+
 /// A free (`what` names the call) of a small block that carries the free
 /// mark: aborts if the block is free already, else frees it.
 RS_SLOW_PATH void free_marked(void* p, size_t cls, const char* what);
-
-/// A sized free whose size n is larger than the block: aborts.
-[[noreturn]] RS_SLOW_PATH void wrong_size(void* p, size_t n, const char* what);
 
 /// malloc: n bytes, 16-byte aligned; nullptr with errno ENOMEM on failure.
 RS_FAST_PATH void* allocate(size_t n) {
@@ -104,63 +138,75 @@ RS_FAST_PATH void* allocate(size_t n) {
     size_t cls = size_class_of(n);
     void* p = g_cpu_cache.pop(cls);
     if (RS_LIKELY(p != nullptr)) {
-      *mark_word(p) = cls;  // clears the free mark: the class tag
+      // The class tag replaces the free mark. On x86 from g_free_mark: one
+      // xor with a %rip-relative operand, where the cache's copy would
+      // keep a base register across the pop and cost a spill; elsewhere
+      // from the cache's copy, next to what the pop read.
+#if defined(__x86_64__) || defined(__i386__)
+      *mark_word(p) = tag_of(cls);
+#else
+      *mark_word(p) = kFreeChecks ? g_cpu_cache.word() ^ cls : cls;
+#endif
       return p;
     }
   }
   return allocate_slow(n);
 }
 
-/// free of a small block of class cls. With the fast path on: checks the
-/// free mark, writes it (before the push: once pushed, another thread may
-/// take p), then pushes, by the class tag where it holds (unless `early`:
-/// cls came from a sized free's size). The block is only read here when
-/// the fast path is on: under valgrind (never on) a block of under 16
-/// requested bytes has no second word memcheck would let free read.
-RS_FAST_PATH void deallocate_small(void* p,
-                                   size_t cls,
-                                   const char* what,
-                                   bool early = false) {
+/// free of what the page map says is in a small span of class cls. With
+/// the fast path on: the class tag, or else the full check; then the free
+/// mark (written before the push: once pushed, another thread may take p)
+/// and the push, by the tag's class when it held (unless `sized`: cls is
+/// the class of a sized free's size n). The block is only read here when the
+/// fast path is on: under valgrind (never on) a block of under 16 requested
+/// bytes has no second word memcheck would let free read.
+RS_FAST_PATH void deallocate_small(
+    void* p, size_t cls, const char* what, bool sized = false, size_t n = 0) {
   if (RS_LIKELY(g_cpu_cache.fast_path_on())) {
     uintptr_t word = *mark_word(p);
     if constexpr (kFreeChecks) {
       uintptr_t mark = g_cpu_cache.word();  // g_free_mark
-      if (RS_UNLIKELY(word == mark)) {
-        free_marked(p, cls, what);
-        return;
+      uintptr_t tagged = word ^ mark;
+      if (RS_LIKELY(same_class(tagged, cls))) {
+        // A store of a value known early: a `not` of the word in memory
+        // would make the block's next tag wait for it.
+        *mark_word(p) = mark;
+        if (!sized)
+          cls = tagged;
+      } else {
+        if (RS_UNLIKELY(!untagged_slot(p))) {
+          // A sized free's n fits cls (its class), and pages in strict
+          // mode, where blocks are smaller, never get here: n may go.
+          deallocate_slow(p, what);
+          return;
+        }
+        if (RS_UNLIKELY(tagged == 0)) {  // word == mark
+          free_marked(p, cls, what);
+          return;
+        }
+        *mark_word(p) = mark;
       }
-      *mark_word(p) = mark;
+    } else {
+      if (!sized && same_class(word, cls))
+        cls = word;
     }
-    if (!early && same_class(word, cls))
-      cls = word;
     if (RS_LIKELY(g_cpu_cache.push_fast(cls, p)))
       return;
     deallocate_small_full(p, cls);
     return;
   }
-  deallocate_small_slow(p, cls, what);
-}
-
-/// Whether p is a small block for free's fast path, with its class. With
-/// the checks: the start of an object slot; without: anywhere in a small
-/// span.
-RS_FAST_PATH bool small_object_at(const void* p, size_t* cls) {
-  if constexpr (kFreeChecks) {
-    if (!g_page_map.object_at(p, cls))
-      return false;
-    if (*cls == 0)
-      __builtin_unreachable();  // object_at gives a class
-    return true;
+  if (kFreeChecks && RS_UNLIKELY(!untagged_slot(p))) {
+    deallocate_not_slot(p, n, what);
+    return;
   }
-  *cls = g_page_map.class_of(p);
-  return *cls != 0;
+  deallocate_small_slow(p, cls, what);
 }
 
 /// free: any pointer (nullptr, ours, or glibc's). Keeps errno. `what`
 /// names the call in a misuse report.
 RS_FAST_PATH void deallocate(void* p, const char* what = "free") {
-  size_t cls;
-  if (RS_LIKELY(small_object_at(p, &cls))) {
+  size_t cls = g_page_map.class_of(p);
+  if (RS_LIKELY(cls != 0)) {
     deallocate_small(p, cls, what);
     return;
   }
@@ -168,26 +214,17 @@ RS_FAST_PATH void deallocate(void* p, const char* what = "free") {
 }
 
 /// A sized free (free_sized, sized operator delete): as deallocate, and
-/// aborts when n is larger than the block. The slow path: anything but a
-/// small block that passed free's fast check.
-RS_SLOW_PATH void deallocate_sized_slow(void* p, size_t n, const char* what);
-
+/// aborts when n is larger than the block.
 RS_FAST_PATH void deallocate_sized(void* p, size_t n, const char* what) {
-  size_t cls;
-  if (RS_LIKELY(small_object_at(p, &cls))) {
+  size_t cls = g_page_map.class_of(p);
+  if (RS_LIKELY(cls != 0)) {
     // The size's class, when it is the block's, pushes (and then the size
     // is right).
-    size_t sized = n <= kMaxSmallSize ? size_class_of(n) : 0;
-    if (RS_LIKELY(same_class(sized, cls))) {
-      deallocate_small(p, sized, what, true);
+    size_t by_size = n <= kMaxSmallSize ? size_class_of(n) : 0;
+    if (RS_LIKELY(same_class(by_size, cls))) {
+      deallocate_small(p, by_size, what, true, n);
       return;
     }
-    if constexpr (kFreeChecks) {
-      if (RS_UNLIKELY(n > class_size(cls)))
-        wrong_size(p, n, what);
-    }
-    deallocate_small(p, cls, what);
-    return;
   }
   deallocate_sized_slow(p, n, what);
 }

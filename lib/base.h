@@ -13,6 +13,11 @@
 #define RS_LIKELY(x) __builtin_expect(!!(x), 1)
 #define RS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define RS_EXPORT __attribute__((visibility("default")))
+// On the declarations of globals the fast paths read: -fvisibility=hidden
+// covers definitions only, and through an extern declaration without it
+// the compiler takes the address from the GOT (a lea once the linker has
+// relaxed it) instead of reading the variable at its offset from %rip.
+#define RS_INTERNAL __attribute__((visibility("hidden")))
 #define RS_CACHELINE_ALIGNED alignas(64)
 // Start-up state: small variables the first malloc (or late_init) writes,
 // kept in the library's .data, on the page the dynamic loader writes

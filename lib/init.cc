@@ -244,8 +244,14 @@ RS_SLOW_PATH void init() {
     uintptr_t secrets[2];
     make_secrets(secrets);
     set_free_list_secret(secrets[0]);
-    // Odd: no block's second word holds it by chance of alignment.
-    g_free_mark = secrets[1] | 1;
+    // Low byte 0: a class tag (the mark ^ class) has the class there. On
+    // 64-bit, top bits 01: no mark and no tag is a canonical address, so
+    // no pointer a program keeps in a block's second word equals one.
+    g_free_mark = secrets[1];
+    if (sizeof(uintptr_t) == 8)
+      g_free_mark =
+          (g_free_mark >> 2) | (uintptr_t{1} << (8 * sizeof(uintptr_t) - 2));
+    g_free_mark &= ~uintptr_t{0xff};
     g_shuffle_state = secrets[0] ^ secrets[1];
     g_cpu_cache.set_word(g_free_mark);
     set_free_mark(g_free_mark);

@@ -128,7 +128,7 @@ class PageMap {
   bool checks_used_;  // set_fast_free has turned a check on
 };
 
-extern PageMap g_page_map;
+extern RS_INTERNAL PageMap g_page_map;
 
 }  // namespace rs
 

@@ -331,6 +331,35 @@ START_TEST(interior_free_every_class) {
 
 END_TEST
 
+/* An interior pointer whose second word holds a bare class number: free
+ * pushes by the class tag only when the word is the block's tag (the free
+ * mark xor the class), never by a number a program may keep there. */
+static uintptr_t g_word;
+
+static void interior_free_with_number(int misuse) {
+  char* p = malloc(opaque(g_size));
+  uintptr_t* words = (uintptr_t*)(p + g_offset);
+  words[1] = g_word;
+  announce(p + g_offset);
+  if (misuse)
+    free(p + g_offset);
+  free(p);
+}
+
+START_TEST(interior_free_with_a_class_number) {
+  size_t sizes[128];
+  size_t classes = class_sizes(sizes, 128);
+  static const size_t kSizes[] = {48, 96, 1024};
+  for (size_t i = 0; i < sizeof kSizes / sizeof kSizes[0]; i++) {
+    g_size = kSizes[i];
+    g_offset = 16;
+    for (g_word = 0; g_word <= classes + 1; g_word++)
+      expect_report(interior_free_with_number, "free", NULL, 0);
+  }
+}
+
+END_TEST
+
 static void interior_realloc(int misuse) {
   char* p = malloc(opaque(g_size));
   announce(p + 16);
@@ -653,6 +682,7 @@ static Suite* hardening_suite(void) {
   tcase_add_test(tc, double_free_through_every_free);
   tcase_add_test(tc, realloc_of_a_freed_block);
   tcase_add_test(tc, interior_free_every_class);
+  tcase_add_test(tc, interior_free_with_a_class_number);
   tcase_add_test(tc, interior_realloc_and_usable_size);
   tcase_add_test(tc, sized_free_with_a_wrong_size);
   tcase_add_test(tc, free_of_a_slot_never_handed_out);

@@ -410,11 +410,12 @@ END_TEST
 
 /* The rerun with RSMALLOC_RSEQ=0 really runs the locked fallback. */
 /* ------------------------------------------------------------------ */
-/* The class tag: free pushes a small block by the class number malloc
- * left in its second word (docs/benchmarks.md, "The class tag"), and a
- * sized free by its size's class, but only when they agree with the page
- * map. A program that left another number there, or passed a smaller size,
- * must never get the block back from a larger or another class. */
+/* The class tag: free pushes a small block by the class malloc left in
+ * its second word (the free mark xor the class: docs/benchmarks.md, "The
+ * class tag"), and a sized free by its size's class, but only when they
+ * agree with the page map. A program that left another number there (a
+ * bare class number, or the tag of another class), or passed a smaller
+ * size, must never get the block back from a larger or another class. */
 
 /* Keeps this thread on one CPU, so that what it frees into its CPU's
  * cache is what its next mallocs take. */
@@ -435,14 +436,21 @@ START_TEST(free_ignores_a_forged_class_tag) {
 
   enum { kForged = 130 }; /* every class number there is, and more */
 
-  static void* p[kForged];
+  /* Half the blocks get a bare number, half the tag of that class: a
+   * fresh block's second word is its own tag, the mark xor its class, so
+   * tag ^ v runs through the tags of all classes. */
+  static void* p[2 * kForged];
   static void* q[2048];
   for (uintptr_t v = 0; v < kForged; v++) {
     p[v] = malloc(opaque(16));
+    p[kForged + v] = malloc(opaque(16));
     EXPECT_NONNULL(p[v]);
+    EXPECT_NONNULL(p[kForged + v]);
     ((uintptr_t*)p[v])[1] = v;
+    uintptr_t* tagged = (uintptr_t*)p[kForged + v] + 1;
+    *tagged ^= v;
   }
-  for (uintptr_t v = 0; v < kForged; v++)
+  for (uintptr_t v = 0; v < 2 * kForged; v++)
     free(p[v]);
   /* Every small class, twice: had a tag been believed, one of them would
    * hand out a 16-byte block. */
@@ -457,7 +465,7 @@ START_TEST(free_ignores_a_forged_class_tag) {
              "malloc(%zu) gave a block of %zu bytes after 16-byte blocks "
              "were freed with other class numbers in their second word",
              n, usable);
-      for (uintptr_t v = 0; v < kForged; v++)
+      for (uintptr_t v = 0; v < 2 * kForged; v++)
         EXPECT(b != p[v], "malloc(%zu) gave a freed 16-byte block", n);
       q[count++] = b;
     }
