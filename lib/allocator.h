@@ -57,17 +57,6 @@ RS_FAST_PATH uintptr_t* mark_word(void* p) {
   return static_cast<uintptr_t*>(p) + 1;
 }
 
-/// The full check of free's fast path, for a small block whose second word
-/// does not hold its class tag: false when p is not the start of an object
-/// slot (the slow path then judges it).
-RS_FAST_PATH bool untagged_slot(const void* p) {
-  // Computed afresh, off the tag's path: kept from class_of, the page
-  // map's addresses would cost the hit path a register and an instruction.
-  __asm__("" : "+r"(p));
-  size_t cls;
-  return g_page_map.object_at(p, &cls);
-}
-
 /// same_class(a, b): a == b, compared by an asm branch, so that the
 /// compiler neither goes on with b's register once it knows the two are
 /// equal (clang does) nor turns the choice into a conditional move, which
@@ -160,8 +149,12 @@ RS_FAST_PATH void* allocate(size_t n) {
 /// the class of a sized free's size n). The block is only read here when the
 /// fast path is on: under valgrind (never on) a block of under 16 requested
 /// bytes has no second word memcheck would let free read.
-RS_FAST_PATH void deallocate_small(
-    void* p, size_t cls, const char* what, bool sized = false, size_t n = 0) {
+RS_FAST_PATH void deallocate_small(void* p,
+                                   size_t cls,
+                                   const PageMap::Entry& entry,
+                                   const char* what,
+                                   bool sized = false,
+                                   size_t n = 0) {
   if (RS_LIKELY(g_cpu_cache.fast_path_on())) {
     uintptr_t word = *mark_word(p);
     if constexpr (kFreeChecks) {
@@ -174,7 +167,7 @@ RS_FAST_PATH void deallocate_small(
         if (!sized)
           cls = tagged;
       } else {
-        if (RS_UNLIKELY(!untagged_slot(p))) {
+        if (RS_UNLIKELY(!PageMap::starts_slot(p, entry))) {
           // A sized free's n fits cls (its class), and pages in strict
           // mode, where blocks are smaller, never get here: n may go.
           deallocate_slow(p, what);
@@ -195,7 +188,7 @@ RS_FAST_PATH void deallocate_small(
     deallocate_small_full(p, cls);
     return;
   }
-  if (kFreeChecks && RS_UNLIKELY(!untagged_slot(p))) {
+  if (kFreeChecks && RS_UNLIKELY(!PageMap::starts_slot(p, entry))) {
     deallocate_not_slot(p, n, what);
     return;
   }
@@ -205,9 +198,10 @@ RS_FAST_PATH void deallocate_small(
 /// free: any pointer (nullptr, ours, or glibc's). Keeps errno. `what`
 /// names the call in a misuse report.
 RS_FAST_PATH void deallocate(void* p, const char* what = "free") {
-  size_t cls = g_page_map.class_of(p);
+  PageMap::Entry entry;
+  size_t cls = g_page_map.class_at(p, &entry);
   if (RS_LIKELY(cls != 0)) {
-    deallocate_small(p, cls, what);
+    deallocate_small(p, cls, entry, what);
     return;
   }
   deallocate_slow(p, what);
@@ -216,13 +210,14 @@ RS_FAST_PATH void deallocate(void* p, const char* what = "free") {
 /// A sized free (free_sized, sized operator delete): as deallocate, and
 /// aborts when n is larger than the block.
 RS_FAST_PATH void deallocate_sized(void* p, size_t n, const char* what) {
-  size_t cls = g_page_map.class_of(p);
+  PageMap::Entry entry;
+  size_t cls = g_page_map.class_at(p, &entry);
   if (RS_LIKELY(cls != 0)) {
     // The size's class, when it is the block's, pushes (and then the size
     // is right).
     size_t by_size = n <= kMaxSmallSize ? size_class_of(n) : 0;
     if (RS_LIKELY(same_class(by_size, cls))) {
-      deallocate_small(p, by_size, what, true, n);
+      deallocate_small(p, by_size, entry, what, true, n);
       return;
     }
   }
