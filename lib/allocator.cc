@@ -250,8 +250,8 @@ void deallocate_slow(void* p, const char* what) {
 void deallocate_sized_slow(void* p, size_t n, const char* what) {
   PageMap::Entry entry;
   size_t cls = g_page_map.class_at(p, &entry);
-  if (cls != 0 && (!kFreeChecks ||
-                   (PageMap::starts_slot(p, entry) && n <= class_size(cls)))) {
+  if (cls != 0 && (!kFreeChecks || (PageMap::starts_slot(p, entry, cls) &&
+                                    n <= class_size(cls)))) {
     // A small block (with the checks: an object's start) whose size is
     // not its class's but fits: as an unsized free.
     deallocate_small(p, cls, entry, what);

@@ -167,7 +167,7 @@ RS_FAST_PATH void deallocate_small(void* p,
         if (!sized)
           cls = tagged;
       } else {
-        if (RS_UNLIKELY(!PageMap::starts_slot(p, entry))) {
+        if (RS_UNLIKELY(!PageMap::starts_slot(p, entry, cls))) {
           // A sized free's n fits cls (its class), and pages in strict
           // mode, where blocks are smaller, never get here: n may go.
           deallocate_slow(p, what);
@@ -188,7 +188,7 @@ RS_FAST_PATH void deallocate_small(void* p,
     deallocate_small_full(p, cls);
     return;
   }
-  if (kFreeChecks && RS_UNLIKELY(!PageMap::starts_slot(p, entry))) {
+  if (kFreeChecks && RS_UNLIKELY(!PageMap::starts_slot(p, entry, cls))) {
     deallocate_not_slot(p, n, what);
     return;
   }

@@ -76,11 +76,25 @@ class PageMap {
     return leaf->size_class[e->index];
   }
 
-  /// object_at's slot check for a page whose entry class_at found: true
-  /// when p starts an object slot of a small span whose check is on.
-  RS_FAST_PATH static bool starts_slot(const void* p, const Entry& e) {
-    uint64_t mul = e.leaf->check_mul[e.index];
-    return uint64_t{addr(p)} * mul - e.leaf->start_mul[e.index] < mul;
+  /// object_at's slot check for a page whose entry class_at found with
+  /// class cls: true when p starts an object slot of a small span of that
+  /// class whose check is on. The class is read again after the check's
+  /// multiplier (an acquire load): set_range turns the check off before
+  /// it changes the class and set_fast_free on after, so a class_at that
+  /// raced a span's reuse cannot pair the old class with the new check.
+  /// Atomic loads also keep a 32-bit target from tearing the 64-bit
+  /// operands that set_fast_free may be rewriting (on x86-64 plain loads).
+  RS_FAST_PATH static bool starts_slot(const void* p,
+                                       const Entry& e,
+                                       size_t cls) {
+    uint64_t mul =
+        __atomic_load_n(&e.leaf->check_mul[e.index], __ATOMIC_ACQUIRE);
+    uint64_t start =
+        __atomic_load_n(&e.leaf->start_mul[e.index], __ATOMIC_RELAXED);
+    if (uint64_t{addr(p)} * mul - start >= mul)
+      return false;
+    return __atomic_load_n(&e.leaf->size_class[e.index], __ATOMIC_RELAXED) ==
+           cls;
   }
 
   /// The size class of the object at p; 0 when p is not in a small span

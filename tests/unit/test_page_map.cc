@@ -236,6 +236,56 @@ START_TEST(object_at_every_class_and_offset) {
 
 END_TEST
 
+/// free's split lookup: class_at, then starts_slot only when the class tag
+/// did not vouch for the pointer. starts_slot agrees with object_at, and a
+/// class read before the page's span was reused for another class never
+/// passes with the new span's check.
+START_TEST(starts_slot_agrees_and_sees_reuse) {
+  size_t a = 3, b = 5;  // 48 and 80 bytes: different slot grids
+  const rs::ClassInfo& ca = rs::class_info(a);
+  const uintptr_t first = 1000;
+  rs::Span span = {};
+  span.first_page = first;
+  span.num_pages = ca.span_pages;
+  span.size_class = static_cast<uint8_t>(a);
+  span.state = rs::SpanState::kSmall;
+  ck_assert(g_map->ensure(first, 64));
+  g_map->set_range(first, span.num_pages, &span, span.size_class);
+  g_map->set_fast_free(&span, span.num_pages, 0, 0);
+  size_t wrong = 0;
+  for (size_t off = 0; off < 4096; off += 16) {
+    PageMap::Entry e;
+    size_t cls = g_map->class_at(page_addr(first, off), &e);
+    size_t want_cls = 0;
+    bool want = g_map->object_at(page_addr(first, off), &want_cls);
+    if (cls != a || PageMap::starts_slot(page_addr(first, off), e, cls) != want)
+      wrong++;
+  }
+  ck_assert_uint_eq(wrong, 0);
+
+  // 160 is a slot start in b's grid (2 x 80) but not in a's (48).
+  PageMap::Entry e;
+  void* p = page_addr(first, 160);
+  ck_assert_uint_eq(g_map->class_at(p, &e), a);
+  ck_assert(!PageMap::starts_slot(p, e, a));
+  // 480 is a slot start in both: read with class a, then the span is
+  // reused for class b before the slot check.
+  void* q = page_addr(first, 480);
+  PageMap::Entry eq;
+  ck_assert_uint_eq(g_map->class_at(q, &eq), a);
+  ck_assert(PageMap::starts_slot(q, eq, a));
+  rs::Span reused = span;
+  reused.size_class = static_cast<uint8_t>(b);
+  g_map->set_range(first, reused.num_pages, &reused, reused.size_class);
+  g_map->set_fast_free(&reused, reused.num_pages, 0, 0);
+  ck_assert(!PageMap::starts_slot(q, eq, a));  // stale class: refused
+  ck_assert(PageMap::starts_slot(q, eq, b));
+  g_map->set_range(first, reused.num_pages, nullptr, 0);
+  ck_assert(!PageMap::starts_slot(q, eq, b));  // check off with the span
+}
+
+END_TEST
+
 int main(void) {
   Suite* s = suite_create("page_map");
   TCase* tc = tcase_create("lookup");
@@ -251,6 +301,7 @@ int main(void) {
   tcase_add_test(tc, range_spanning_three_leaves);
   tcase_add_test(tc, ensure_limits);
   tcase_add_test(tc, object_at_every_class_and_offset);
+  tcase_add_test(tc, starts_slot_agrees_and_sees_reuse);
   suite_add_tcase(s, tc);
   return rs_check_run(s, "test_page_map");
 }
