@@ -57,31 +57,12 @@ RS_FAST_PATH uintptr_t* mark_word(void* p) {
   return static_cast<uintptr_t*>(p) + 1;
 }
 
-/// same_class(a, b): a == b, compared by an asm branch, so that the
-/// compiler neither goes on with b's register once it knows the two are
-/// equal (clang does) nor turns the choice into a conditional move, which
-/// would wait for both. Other architectures have no rseq fast path: the
-/// page map's class.
+/// same_class(a, b): a == b, compared by an asm branch (rseq::same_word),
+/// so that the compiler neither goes on with b's register once it knows
+/// the two are equal (clang does) nor turns the choice into a conditional
+/// move, which would wait for both.
 RS_FAST_PATH bool same_class(uintptr_t a, size_t b) {
-#if defined(__x86_64__) || defined(__i386__)
-  __asm__ goto("cmp %1, %0\n\tjne %l[other]" : : "r"(a), "r"(b) : "cc" : other);
-  return true;
-other:
-  return false;
-#elif defined(__aarch64__)
-  __asm__ goto("cmp %0, %1\n\tb.ne %l[other]"
-               :
-               : "r"(a), "r"(b)
-               : "cc"
-               : other);
-  return true;
-other:
-  return false;
-#else
-  (void)a;
-  (void)b;
-  return false;
-#endif
+  return rseq::same_word(a, b);
 }
 
 RS_SLOW_PATH void* allocate_slow(size_t n);

@@ -127,6 +127,18 @@ struct Where {
 // whose outputs meet another value at the target label.
 namespace rs::rseq {
 
+/// a == b, as a compare and a branch the compiler cannot see through: it
+/// neither goes on with b's register once it knows the two are equal
+/// (clang would) nor turns a choice between them into a conditional move,
+/// which waits for both. Not a section; free uses it to take the class for
+/// its push from the block's tag (lib/allocator.h, same_class).
+RS_FAST_PATH bool same_word(uintptr_t a, uintptr_t b) {
+  __asm__ goto("cmp %1, %0\n\tjne %l[other]" : : "r"(a), "r"(b) : "cc" : other);
+  return true;
+other:
+  return false;
+}
+
 /// Pops an object of class cls from this CPU's region; nullptr when the
 /// class is empty (or the thread has no rseq). One restartable section.
 RS_FAST_PATH void* pop(const Where& w, size_t cls) {
@@ -287,6 +299,10 @@ struct Where {
   long area_off;  // unused
   long idx_off;   // unused
 };
+
+RS_FAST_PATH bool same_word(uintptr_t a, uintptr_t b) {
+  return a == b;
+}
 
 RS_FAST_PATH void* pop(const Where&, size_t) {
   return nullptr;

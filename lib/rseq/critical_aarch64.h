@@ -141,6 +141,19 @@ struct Where {
 // asm goto is used only without outputs (see critical.h).
 namespace rs::rseq {
 
+/// a == b, as a compare and a branch the compiler cannot see through (see
+/// critical.h). Not a section.
+RS_FAST_PATH bool same_word(uintptr_t a, uintptr_t b) {
+  __asm__ goto("cmp %0, %1\n\tb.ne %l[other]"
+               :
+               : "r"(a), "r"(b)
+               : "cc"
+               : other);
+  return true;
+other:
+  return false;
+}
+
 /// Pops an object of class cls from this CPU's region; nullptr when the
 /// class is empty (or the thread has no rseq). One restartable section.
 RS_FAST_PATH void* pop(const Where& w, size_t cls) {
