@@ -150,6 +150,13 @@ class PageMap {
                      uint64_t released,
                      size_t unit_shift);
 
+  /// Whether set_fast_free has ever turned a check on. Before that every
+  /// check_mul is 0 (and its pages may never have been touched), so no
+  /// starts_slot can pass.
+  RS_FAST_PATH bool checks_used() const {
+    return __atomic_load_n(&checks_used_, __ATOMIC_RELAXED);
+  }
+
   /// Bytes of leaves mapped so far (metadata statistics).
   size_t leaf_bytes() const {
     return __atomic_load_n(&leaf_bytes_, __ATOMIC_RELAXED);
