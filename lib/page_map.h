@@ -29,32 +29,6 @@ class PageMap {
     uint64_t check_mul[kLeafLength];  // small spans: ceil(2^64 / size), else 0
   };
 
-  /// free's question, answered with the loads of class_of and two more:
-  /// true when p is the start of an object slot in a small span, with its
-  /// class (never 0) in *cls; false for an interior pointer, a large block,
-  /// a free page, memory that is not ours, nullptr. With m = ceil(2^64 /
-  /// size), an offset x < 2^32 is a multiple of size exactly when
-  /// x * m mod 2^64 < m (Lemire, Kaser and Kurz, 2019), and (p - start) * m
-  /// is p * m - start * m, all in uint64_t arithmetic: with a 32-bit
-  /// uintptr_t, p and start are widened before the multiplications, so the
-  /// identity holds the same way. Pages of other spans have m = 0, which never
-  /// passes; set_range keeps "m != 0 implies a class" for readers (x86
-  /// keeps loads in order).
-  RS_FAST_PATH bool object_at(const void* p, size_t* cls) const {
-    uintptr_t root = addr(p) >> (kPageShift + kLeafBits);
-    if (RS_UNLIKELY(root >= kRootLength))
-      return false;
-    const Leaf* leaf = load_leaf(root);
-    if (leaf == nullptr)
-      return false;
-    size_t i = (addr(p) >> kPageShift) & (kLeafLength - 1);
-    uint64_t mul = leaf->check_mul[i];
-    if (RS_UNLIKELY(uint64_t{addr(p)} * mul - leaf->start_mul[i] >= mul))
-      return false;
-    *cls = leaf->size_class[i];
-    return true;
-  }
-
   /// Where class_at found a page's entry, for starts_slot.
   struct Entry {
     const Leaf* leaf;
@@ -76,14 +50,20 @@ class PageMap {
     return leaf->size_class[e->index];
   }
 
-  /// object_at's slot check for a page whose entry class_at found with
-  /// class cls: true when p starts an object slot of a small span of that
-  /// class whose check is on. The class is read again after the check's
-  /// multiplier (an acquire load): set_range turns the check off before
-  /// it changes the class and set_fast_free on after, so a class_at that
-  /// raced a span's reuse cannot pair the old class with the new check.
-  /// Atomic loads also keep a 32-bit target from tearing the 64-bit
-  /// operands that set_fast_free may be rewriting (on x86-64 plain loads).
+  /// The slot check for a page whose entry class_at found with class cls:
+  /// true when p starts an object slot of a small span of that class whose
+  /// check is on. With m = ceil(2^64 / size), an offset x < 2^32 is a
+  /// multiple of size exactly when x * m mod 2^64 < m (Lemire, Kaser and
+  /// Kurz, 2019), and (p - start) * m is p * m - start * m, all in uint64_t
+  /// arithmetic: with a 32-bit uintptr_t, p and start are widened before
+  /// the multiplications, so the identity holds the same way. Pages of
+  /// other spans have m = 0, which never passes. The class is read again
+  /// after the check's multiplier (an acquire load): set_range turns the
+  /// check off before it changes the class and set_fast_free on after, so
+  /// a class_at that raced a span's reuse cannot pair the old class with
+  /// the new check. Atomic loads also keep a 32-bit target from tearing the
+  /// 64-bit operands that set_fast_free may be rewriting (on x86-64 they
+  /// are plain loads).
   RS_FAST_PATH static bool starts_slot(const void* p,
                                        const Entry& e,
                                        size_t cls) {
@@ -97,16 +77,24 @@ class PageMap {
            cls;
   }
 
+  /// Whether p is the start of an object slot in a small span whose check
+  /// is on, with its class (never 0) in *cls; false for an interior
+  /// pointer, a large block, a free page, memory that is not ours, nullptr.
+  /// class_at and starts_slot, as free's fast path takes them apart.
+  RS_FAST_PATH bool object_at(const void* p, size_t* cls) const {
+    Entry e;
+    size_t c = class_at(p, &e);
+    if (c == 0 || !starts_slot(p, e, c))
+      return false;
+    *cls = c;
+    return true;
+  }
+
   /// The size class of the object at p; 0 when p is not in a small span
   /// (including pointers that are not ours, and nullptr). Two loads.
   RS_FAST_PATH size_t class_of(const void* p) const {
-    uintptr_t root = addr(p) >> (kPageShift + kLeafBits);
-    if (RS_UNLIKELY(root >= kRootLength))
-      return 0;
-    const Leaf* leaf = load_leaf(root);
-    if (leaf == nullptr)
-      return 0;
-    return leaf->size_class[(addr(p) >> kPageShift) & (kLeafLength - 1)];
+    Entry e;
+    return class_at(p, &e);
   }
 
   /// The span holding p, or nullptr when p is not in memory we manage.
