@@ -128,13 +128,13 @@ void set_free_mark(uintptr_t mark);
 /// other value (or 0) turns those releases off. Called once at init.
 void set_system_page_size(size_t bytes);
 
-/// Turns free's fast check (page_map.h, object_at) on or off for pages
+/// Turns free's fast check (page_map.h, starts_slot) on or off for pages
 /// carved from now on; off, every free comes to the slow path, sized ones
 /// with their size (strict mode: the block's canary is not the program's).
 /// Called at init, before any span is carved.
 void set_fast_free_checks(bool on);
 
-/// Starts free's fast check (page_map.h, object_at), when the CPU caches
+/// Starts free's fast check (page_map.h, starts_slot), when the CPU caches
 /// start: before, every free takes the slow path anyway, so carving leaves
 /// every page's check off and writes no mark ahead. Once, g_init_lock held
 /// (takes every class lock in turn).

@@ -38,7 +38,7 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
 }
 
 void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
-  // object_at's check off (check_mul 0) until the central list has carved
+  // starts_slot's check off (check_mul 0) until the central list has carved
   // the page's objects (set_fast_free writes both operands). The check
   // goes off before the class changes and comes on after: a reader that
   // sees it sees a class. While no check was ever on, every check_mul is

@@ -127,7 +127,7 @@ class PageMap {
   /// exist (ensure). Caller holds the page heap lock.
   void set_range(uintptr_t page, size_t n, Span* span, uint8_t cls);
 
-  /// Sets object_at's check for the pages of the small span `span`: on for
+  /// Sets starts_slot's check for the pages of the small span `span`: on for
   /// its first `on_pages` pages except those that overlap a unit set in
   /// `released` (units of 1 << unit_shift bytes from the span's start),
   /// off for the rest: their frees then take the slow path, which looks at
