@@ -119,10 +119,14 @@ END_TEST
 START_TEST(large_classes_have_spans_of_one_or_two_objects) {
   // A span's free objects stay resident while any of its objects is in
   // use: from 16 KiB, where a class has few objects in use, a span holds
-  // at most two (and below, at least eight when they fit in 256 KiB).
+  // at most two, from 64 KiB one (and below 16 KiB, at least eight when
+  // they fit in 256 KiB).
   for (size_t c = 1; c < kNumClasses; c++) {
     const rs::ClassInfo& ci = class_info(c);
-    if (ci.size >= 16 * 1024) {
+    if (ci.size >= 64 * 1024) {
+      ck_assert_msg(ci.objects == 1, "class %zu (%u bytes): %u objects", c,
+                    ci.size, ci.objects);
+    } else if (ci.size >= 16 * 1024) {
       ck_assert_msg(ci.objects <= 2, "class %zu (%u bytes): %u objects", c,
                     ci.size, ci.objects);
     } else if (size_t{ci.size} * 8 <= 256 * 1024) {
