@@ -76,7 +76,7 @@ class PageHeap {
   size_t trim(size_t keep_bytes);
 
   /// The resident free memory kept beyond a quarter of what is in use
-  /// before free pages go back at once (mallopt M_TRIM_THRESHOLD); 8 MiB
+  /// before free pages go back at once (mallopt M_TRIM_THRESHOLD); 2 MiB
   /// until set.
   void set_min_slack(size_t bytes);
 
@@ -102,7 +102,7 @@ class PageHeap {
  private:
   static constexpr size_t kExactLists = 128;  // lists for 1..128 pages
   static constexpr size_t kChunkBytes = kHugePageSize;
-  static constexpr size_t kMinSlackBytes = 8u << 20;  // resident free kept
+  static constexpr size_t kMinSlackBytes = 2u << 20;  // resident free kept
   static constexpr size_t kPeakKeepDivisor = 8;   // of the window's peak, kept
   static constexpr uint64_t kRegrowWindows = 16;  // decay times a trim counts
   static constexpr int kResident = 0;  // free_[kResident]: pages in memory

@@ -231,6 +231,30 @@ START_TEST(pages_that_came_back_stay) {
 
 END_TEST
 
+// By default (no M_TRIM_THRESHOLD) a burst of small spans freed down to
+// almost nothing in use keeps 2 MiB of free pages resident, not the 6 MiB
+// freed: the minimum slack is 2 MiB, and the window's peak keeps an
+// eighth of itself (0.75 MiB here).
+START_TEST(default_minimum_slack_is_2_mib) {
+  Span* g0 = must_allocate(1);
+  Span* spans[96];  // 6 MiB in spans of 8 pages
+  for (Span*& s : spans) {
+    s = g_page_heap.allocate(8, SpanState::kSmall, 1);
+    ck_assert_ptr_nonnull(s);
+    memset(span_ptr(s), 0x5a, s->bytes());
+  }
+  for (Span* s : spans)
+    g_page_heap.free(s);
+  size_t kept = resident_free(g_page_heap.stats());
+  ck_assert_msg(kept <= (size_t{2} << 20), "%zu bytes of free pages kept",
+                kept);
+  ck_assert_msg(kept >= (size_t{2} << 20) * 7 / 8 - 8 * kPageSize,
+                "%zu bytes of free pages kept", kept);
+  g_page_heap.free(g0);
+}
+
+END_TEST
+
 int main(void) {
   Suite* s = suite_create("page_heap_reuse");
   TCase* tc = tcase_create("reuse");
@@ -240,6 +264,7 @@ int main(void) {
   tcase_add_test(tc, trim_releases_only_what_is_over);
   tcase_add_test(tc, large_peak_of_the_window_before_is_kept);
   tcase_add_test(tc, pages_that_came_back_stay);
+  tcase_add_test(tc, default_minimum_slack_is_2_mib);
   suite_add_tcase(s, tc);
   return rs_check_run(s, "test_page_heap_reuse");
 }
