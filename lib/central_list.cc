@@ -497,7 +497,21 @@ Span* CentralList::nonempty_span() {
   return span;
 }
 
-int CentralList::remove_batch(void** out, int n, bool* first_zeroed) {
+namespace {
+
+inline constexpr uintptr_t kCacheLine = 64;
+
+/// Whether span's next object would be carved (no free one to take
+/// first) and starts inside a cache line whose start was carved already.
+/// Central lock held.
+bool carving_mid_line(const Span* span, const ClassInfo& ci) {
+  return span->free_list == nullptr && (span->bump & (kCacheLine - 1)) != 0 &&
+         span->bump < span->start() + size_t{ci.objects} * ci.size;
+}
+
+}  // namespace
+
+int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
   const ClassInfo& ci = class_info(cls());
   int got = 0;
   uint64_t now = os::now_ms();
@@ -517,6 +531,10 @@ int CentralList::remove_batch(void** out, int n, bool* first_zeroed) {
     // Objects for a CPU cache get the free mark; calloc's (first_zeroed
     // given) go straight to the program and must stay zero.
     while (got < n && span->allocated < ci.objects)
+      out[got++] = pop(span, first_zeroed == nullptr);
+    // Classes that are not a multiple of 64 B: up to the next object that
+    // starts a line (at most 3 more: sizes are multiples of 16).
+    while (got < max && carving_mid_line(span, ci))
       out[got++] = pop(span, first_zeroed == nullptr);
     span->touched_ms = now;  // in use: its free pages are wanted soon
     span->pages_checked = false;
