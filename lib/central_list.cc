@@ -499,13 +499,19 @@ Span* CentralList::nonempty_span() {
 
 namespace {
 
-inline constexpr uintptr_t kCacheLine = 64;
+/// Where a carve for a CPU cache may end: two 64-byte lines. One line is
+/// what two CPUs must not share; the pair is what Intel's L2 prefetcher
+/// fetches together, and for classes under 64 B it makes a CPU's first
+/// refill two lines, which its pops hand out from the top: the caller's
+/// object, then one from the other line (two objects that one thread
+/// allocates back to back for two others are then not in one line).
+inline constexpr uintptr_t kCarveAlign = 128;
 
 /// Whether span's next object would be carved (no free one to take
-/// first) and starts inside a cache line whose start was carved already.
+/// first) and starts inside a line pair whose start was carved already.
 /// Central lock held.
 bool carving_mid_line(const Span* span, const ClassInfo& ci) {
-  return span->free_list == nullptr && (span->bump & (kCacheLine - 1)) != 0 &&
+  return span->free_list == nullptr && (span->bump & (kCarveAlign - 1)) != 0 &&
          span->bump < span->start() + size_t{ci.objects} * ci.size;
 }
 
@@ -532,8 +538,8 @@ int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
     // given) go straight to the program and must stay zero.
     while (got < n && span->allocated < ci.objects)
       out[got++] = pop(span, first_zeroed == nullptr);
-    // Classes that are not a multiple of 64 B: up to the next object that
-    // starts a line (at most 3 more: sizes are multiples of 16).
+    // Classes that are not a multiple of 128 B: up to the next object that
+    // starts a line pair (at most 7 more: sizes are multiples of 16).
     while (got < max && carving_mid_line(span, ci))
       out[got++] = pop(span, first_zeroed == nullptr);
     span->touched_ms = now;  // in use: its free pages are wanted soon

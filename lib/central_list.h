@@ -42,9 +42,10 @@ class CentralList {
 
   /// remove_batch for a CPU cache, which takes up to max (>= n) objects: a
   /// batch that carves never-used objects goes on carving, up to max, until
-  /// the next one starts a cache line. The objects of a line carved by one
-  /// refill go to one CPU cache, not some to the next refill's (another
-  /// CPU's, whose writes to them would bounce the line: false sharing).
+  /// the next one starts a pair of cache lines (128 bytes). The objects of
+  /// a line carved by one refill go to one CPU cache, not some to the next
+  /// refill's (another CPU's, whose writes to them would bounce the line:
+  /// false sharing).
   int remove_to_line(void** out, int n, int max) {
     return remove(out, n, max, nullptr);
   }

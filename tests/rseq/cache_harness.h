@@ -130,9 +130,9 @@ std::atomic<uint64_t> g_refill_calls, g_drain_calls, g_drained_objects;
 // Whether refills bring more than n (reset_world turns it on).
 std::atomic<bool> g_refill_extras;
 
-/// Brings up to 3 objects more than n every other call (up to max), as the
-/// real refill does to end a cache line, so the caches' room for them and
-/// their drain when there is none run under the aborts too.
+/// Brings up to 7 objects more than n every other call (up to max), as the
+/// real refill does to end a pair of cache lines, so the caches' room for
+/// them and their drain when there is none run under the aborts too.
 int fake_refill(size_t cls, void** out, int n, int max) {
   uint64_t call = g_refill_calls.fetch_add(1, std::memory_order_relaxed);
   if (cls < 1 || cls >= kNumClasses || n < 1 || n > 64 || max < n || max > 64) {
@@ -140,7 +140,7 @@ int fake_refill(size_t cls, void** out, int n, int max) {
     return 0;
   }
   bool extra = g_refill_extras.load(std::memory_order_relaxed) && call % 2;
-  int want = n + static_cast<int>(extra ? call / 2 % 4 : 0);
+  int want = n + static_cast<int>(extra ? call / 2 % 8 : 0);
   want = want < max ? want : max;
   Pool& pool = g_pool[cls];
   int k = 0;
