@@ -35,6 +35,7 @@ EXTRA_DIST += \
 	bench/workloads/bigbuf.c \
 	bench/workloads/common.h \
 	bench/workloads/falseshare.c \
+	bench/workloads/fsprobe.c \
 	bench/workloads/fastpath.c \
 	bench/workloads/large.c \
 	bench/workloads/launch.c \

@@ -36,7 +36,19 @@ class CentralList {
   /// *first_zeroed (when given) tells whether out[0] reads as zeros: never
   /// handed out, in a span whose pages were fresh from the OS or returned
   /// to it.
-  int remove_batch(void** out, int n, bool* first_zeroed = nullptr);
+  int remove_batch(void** out, int n, bool* first_zeroed = nullptr) {
+    return remove(out, n, n, first_zeroed);
+  }
+
+  /// remove_batch for a CPU cache, which takes up to max (>= n) objects: a
+  /// batch that carves never-used objects goes on carving, up to max, until
+  /// the next one starts a pair of cache lines (128 bytes). The objects of
+  /// a line carved by one refill go to one CPU cache, not some to the next
+  /// refill's (another CPU's, whose writes to them would bounce the line:
+  /// false sharing).
+  int remove_to_line(void** out, int n, int max) {
+    return remove(out, n, max, nullptr);
+  }
 
   /// One object, for calloc, with remove_batch's *zeroed. nullptr when out
   /// of memory.
@@ -86,6 +98,7 @@ class CentralList {
   Lock& lock() { return lock_; }
 
  private:
+  int remove(void** out, int n, int max, bool* first_zeroed);
   void link(Span* span);
   void unlink(Span* span);
   void* pop(Span* span, bool mark_new);

@@ -81,13 +81,14 @@ bool caches_started() {
 }
 
 /// The CPU caches' refill: a batch from the class's transfer cache (what
-/// another CPU drained), the rest from the central list. A single object
+/// another CPU drained), the rest from the central list, which ends what
+/// it carves on a cache line (up to max objects in all). A single object
 /// (before the caches start, or for a thread without rseq) comes from the
 /// central list.
-int refill(size_t cls, void** out, int n) {
+int refill(size_t cls, void** out, int n, int max) {
   int got = n > 1 ? g_transfer[cls].remove(out, n) : 0;
   if (got < n) {
-    got += g_central[cls].remove_batch(out + got, n - got);
+    got += g_central[cls].remove_to_line(out + got, n - got, max - got);
     maybe_release_span_pages();
     if (caches_started())
       maybe_flush_idle_transfer_caches(g_config.decay_ms);

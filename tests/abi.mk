@@ -67,6 +67,16 @@ include $(srcdir)/tests/effects.mk
 TESTS += tests/abi-deps.sh tests/test_abi tests/test_promises tests/test_cxx \
 	tests/test_stress tests/ulimit.sh tests/real-programs.sh
 
+# Fresh objects of two CPUs' caches share no cache line (false sharing),
+# in both cache modes.
+check_PROGRAMS += tests/test_lines
+tests_test_lines_SOURCES = tests/test_lines.c tests/check_main.h \
+	tests/on_valgrind.h
+tests_test_lines_CFLAGS = $(RS_ABI_TEST_CFLAGS)
+tests_test_lines_LDFLAGS = -pthread
+tests_test_lines_LDADD = $(RS_ABI_TEST_LIBS)
+TESTS += tests/test_lines
+
 # Misuse that rsmalloc stops by default: double, interior and wrong-size
 # frees, in both cache modes (issue 12).
 check_PROGRAMS += tests/test_hardening

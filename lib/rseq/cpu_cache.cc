@@ -304,6 +304,23 @@ bool CpuCache::grow(size_t cpu, size_t cls, bool underflow) {
   return true;
 }
 
+size_t CpuCache::add_room(size_t cpu, size_t cls, size_t n) {
+  Header* h = header(cpu, cls);
+  CpuState& st = states_[cpu];
+  uint16_t end = __atomic_load_n(&h->end, __ATOMIC_RELAXED);
+  if (end >= h->max_end)  // full, or stopped (max_end 0)
+    return 0;
+  size_t add = h->max_end - end;
+  if (add > n)
+    add = n;
+  size_t bytes = add * limits_[cls].size;
+  if (st.capacity_bytes + bytes > budget_bytes_)
+    return 0;
+  __atomic_store_n(&h->end, static_cast<uint16_t>(end + add), __ATOMIC_RELEASE);
+  st.capacity_bytes += bytes;
+  return add;
+}
+
 size_t CpuCache::push_batch(size_t cls, void* const* objs, size_t n) {
   if (n == 0)
     return 0;
@@ -320,7 +337,7 @@ void* CpuCache::pop_slow(size_t cls) {
   if (m == Mode::kLocked)
     return pop_locked(cls);
   if (m == Mode::kNone || !thread_has_rseq()) {
-    return backend_.refill(cls, buf, 1) == 1 ? buf[0] : nullptr;
+    return backend_.refill(cls, buf, 1, 1) == 1 ? buf[0] : nullptr;
   }
   size_t cpu = current_cpu();
   ensure_region(cpu);
@@ -342,9 +359,15 @@ void* CpuCache::pop_slow(size_t cls) {
   // From the refill until the last block is pushed or drained back, the
   // batch is in buf only: a move (moves.h).
   MoveScope move(cls, true);
-  int got = backend_.refill(cls, buf, static_cast<int>(want));
+  int got = backend_.refill(cls, buf, static_cast<int>(want), kMaxBatch);
   if (got <= 0)
     return nullptr;
+  if (static_cast<size_t>(got) > want) {
+    // The rest of a cache line: room for it here, where the line's other
+    // objects are (drained, they would go to another CPU).
+    LockGuard guard(states_[cpu].lock);
+    add_room(cpu, cls, static_cast<size_t>(got) - want);
+  }
   size_t rest = static_cast<size_t>(got) - 1;
   RS_INJECT_MOVING(cls, buf + 1, rest);
   size_t pushed = push_batch(cls, buf + 1, rest);
@@ -406,7 +429,7 @@ void* CpuCache::pop_locked(size_t cls) {
   if (want > limits_[cls].batch)
     want = limits_[cls].batch;
   MoveScope move(cls, true);  // the batch is in buf only (moves.h)
-  int got = backend_.refill(cls, buf, static_cast<int>(want));
+  int got = backend_.refill(cls, buf, static_cast<int>(want), kMaxBatch);
   if (got <= 0)
     return nullptr;
   RS_INJECT_MOVING(cls, buf + 1, static_cast<size_t>(got - 1));
@@ -414,6 +437,8 @@ void* CpuCache::pop_locked(size_t cls) {
   {
     LockGuard guard(st.lock);
     Header* h = header(cpu, cls);
+    if (static_cast<size_t>(got) > want)  // the rest of a line (pop_slow)
+      add_room(cpu, cls, static_cast<size_t>(got) - want);
     while (k < got && h->current < h->end)
       slot(cpu, h->current++) = buf[k++];
   }

@@ -38,8 +38,10 @@ struct ClassLimits {
 
 /// Callbacks into the layer above (the central free lists).
 struct Backend {
-  int (*refill)(size_t cls, void** out, int n);         // 0: no memory
-  void (*drain)(size_t cls, void* const* objs, int n);  // takes them all
+  // n objects wanted; out has room for max (>= n). More than n: the end
+  // of a cache line carved from fresh objects, which the caller keeps.
+  int (*refill)(size_t cls, void** out, int n, int max);  // 0: no memory
+  void (*drain)(size_t cls, void* const* objs, int n);    // takes them all
   // The caches are due to start: take the lock that serialises start(),
   // call it. nullptr: init() starts them at once.
   void (*start)();
@@ -238,6 +240,9 @@ class CpuCache {
   /// Adds room to a class of a CPU (its lock held): after a pop found it
   /// empty (underflow), or a push found it full. False when it cannot.
   bool grow(size_t cpu, size_t cls, bool underflow);
+  /// Adds up to n slots of room to a class of a CPU (its lock held), as
+  /// far as max_end and the byte budget allow; returns how many.
+  size_t add_room(size_t cpu, size_t cls, size_t n);
   void* pop_locked(size_t cls);
   void push_locked(size_t cls, void* obj);
   size_t push_batch(size_t cls, void* const* objs, size_t n);

@@ -127,16 +127,25 @@ bool transition(long idx, uint32_t from, uint32_t to, const char* what) {
 
 std::atomic<uint64_t> g_refill_calls, g_drain_calls, g_drained_objects;
 
-int fake_refill(size_t cls, void** out, int n) {
-  g_refill_calls.fetch_add(1, std::memory_order_relaxed);
-  if (cls < 1 || cls >= kNumClasses || n < 1 || n > 64) {
-    report("refill(class %zu, n %d): bad arguments", cls, n);
+// Whether refills bring more than n (reset_world turns it on).
+std::atomic<bool> g_refill_extras;
+
+/// Brings up to 7 objects more than n every other call (up to max), as the
+/// real refill does to end a pair of cache lines, so the caches' room for
+/// them and their drain when there is none run under the aborts too.
+int fake_refill(size_t cls, void** out, int n, int max) {
+  uint64_t call = g_refill_calls.fetch_add(1, std::memory_order_relaxed);
+  if (cls < 1 || cls >= kNumClasses || n < 1 || n > 64 || max < n || max > 64) {
+    report("refill(class %zu, n %d, max %d): bad arguments", cls, n, max);
     return 0;
   }
+  bool extra = g_refill_extras.load(std::memory_order_relaxed) && call % 2;
+  int want = n + static_cast<int>(extra ? call / 2 % 8 : 0);
+  want = want < max ? want : max;
   Pool& pool = g_pool[cls];
   int k = 0;
   pthread_mutex_lock(&pool.mu);
-  while (k < n && pool.n > 0)
+  while (k < want && pool.n > 0)
     out[k++] = pool.stack[--pool.n];
   pthread_mutex_unlock(&pool.mu);
   for (int i = 0; i < k; i++)
@@ -435,6 +444,7 @@ void reset_world() {
     for (size_t i = 0; i < kPerClass; i++)
       pool.stack[pool.n++] = g_arena[(c - 1) * kPerClass + i];
   }
+  g_refill_extras.store(true, std::memory_order_relaxed);
   g_errors = 0;
   g_first_error_taken = 0;
   g_first_error[0] = '\0';

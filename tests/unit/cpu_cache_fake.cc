@@ -25,7 +25,8 @@ int g_held[kClasses][kPerClass];                   // test holds it (atomic)
 
 // Counters (atomic).
 int g_refill_calls, g_drain_calls, g_drained, g_max_drain, g_last_refill_n;
-int g_errors;  // wrong class, double drain, double hand-out
+int g_errors;        // wrong class, double drain, double hand-out
+int g_refill_extra;  // objects a refill brings over n (up to max)
 
 CpuCache* g_cache;
 
@@ -43,16 +44,18 @@ bool index_of(size_t c, const void* p, size_t* index) {
   return true;
 }
 
-int fake_refill(size_t cls, void** out, int n) {
+int fake_refill(size_t cls, void** out, int n, int max) {
   __atomic_add_fetch(&g_refill_calls, 1, __ATOMIC_RELAXED);
   __atomic_store_n(&g_last_refill_n, n, __ATOMIC_RELAXED);
-  if (cls == 0 || cls >= kClasses || n <= 0) {
+  if (cls == 0 || cls >= kClasses || n <= 0 || max < n) {
     error();
     return 0;
   }
+  int want = n + __atomic_load_n(&g_refill_extra, __ATOMIC_RELAXED);
+  want = want < max ? want : max;
   pthread_mutex_lock(&g_mu);
   int k = 0;
-  while (k < n && g_pool_n[cls] > 0) {
+  while (k < want && g_pool_n[cls] > 0) {
     void* p = g_pool[cls][--g_pool_n[cls]];
     size_t i;
     if (index_of(cls, p, &i))
@@ -91,6 +94,7 @@ void fake_drain(size_t cls, void* const* objs, int n) {
 void reset_counters() {
   g_refill_calls = g_drain_calls = g_drained = g_max_drain = 0;
   g_last_refill_n = 0;
+  g_refill_extra = 0;
 }
 
 void setup() {
@@ -153,7 +157,7 @@ void put(size_t cls, void* p) {
 
 std::vector<void*> from_backend(size_t cls, int n) {
   std::vector<void*> out(static_cast<size_t>(n));
-  ck_assert_int_eq(fake_refill(cls, out.data(), n), n);
+  ck_assert_int_eq(fake_refill(cls, out.data(), n, n), n);
   for (void* p : out)
     take_ownership(cls, p);
   return out;

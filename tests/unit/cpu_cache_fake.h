@@ -37,7 +37,8 @@ extern int g_held[kClasses][kPerClass];      // test holds it (atomic)
 // Counters (atomic).
 extern int g_refill_calls, g_drain_calls, g_drained, g_max_drain,
     g_last_refill_n;
-extern int g_errors;  // wrong class, double drain, double hand-out
+extern int g_errors;        // wrong class, double drain, double hand-out
+extern int g_refill_extra;  // objects a refill brings over n (up to max)
 
 extern CpuCache* g_cache;
 
@@ -46,7 +47,7 @@ void error();
 /// Which fake object p is; false (and an error) when it is none of class c.
 bool index_of(size_t c, const void* p, size_t* index);
 
-int fake_refill(size_t cls, void** out, int n);
+int fake_refill(size_t cls, void** out, int n, int max);
 
 void fake_drain(size_t cls, void* const* objs, int n);
 

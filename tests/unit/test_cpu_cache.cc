@@ -332,6 +332,32 @@ START_TEST(pop_slow_refills_then_pops_hit) {
 
 END_TEST
 
+START_TEST(refill_over_n_stays_on_this_cpu) {
+  // A refill that brings more than it was asked for (the rest of a cache
+  // line the central list carved) leaves the extra here, in room made
+  // for it: drained, it would go to another CPU's next refill.
+  init_cache(_i != 0);
+  pin_to(allowed_cpus()[0]);
+  const size_t cls = 1;
+  g_refill_extra = 3;
+  void* first = get(cls);
+  ck_assert_ptr_nonnull(first);
+  ck_assert_int_eq(g_refill_calls, 1);
+  ck_assert_int_eq(g_last_refill_n, 2);
+  ck_assert_int_eq(g_drain_calls, 0);
+  ck_assert_uint_eq(g_cache->cached_objects(cls), 4);
+  std::vector<void*> got = {first};
+  for (int k = 0; k < 4; k++)  // hits
+    got.push_back(get(cls));
+  ck_assert_int_eq(g_refill_calls, 1);
+  g_refill_extra = 0;
+  for (void* p : got)
+    put(cls, p);
+  check_conservation(total_cached());
+}
+
+END_TEST
+
 START_TEST(push_past_capacity_drains) {
   // A class that a CPU only frees into keeps one batch of room there: its
   // drains go out whole, and no more of its objects wait where nothing
@@ -552,6 +578,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_loop_test(tc, first_pop_and_push_miss, 0, 2);
   tcase_add_loop_test(tc, pop_slow_refills_then_pops_hit, 0, 2);
+  tcase_add_loop_test(tc, refill_over_n_stays_on_this_cpu, 0, 2);
   tcase_add_loop_test(tc, push_past_capacity_drains, 0, 2);
   tcase_add_loop_test(tc, budget_limits_capacity, 0, 2);
   tcase_add_loop_test(tc, big_objects_first_step_within_the_budget, 0, 2);
