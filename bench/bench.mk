@@ -28,6 +28,7 @@ clean-local: bench-clean
 .PHONY: bench bench-quick bench-clean
 
 EXTRA_DIST += \
+	bench/ab \
 	bench/run \
 	bench/startup-ab \
 	bench/startup/empty.c \
@@ -40,6 +41,7 @@ EXTRA_DIST += \
 	bench/workloads/large.c \
 	bench/workloads/launch.c \
 	bench/workloads/memory.c \
+	bench/workloads/mtloop.c \
 	bench/workloads/probe.c \
 	bench/workloads/prodcons.c \
 	bench/workloads/pywork.py \
@@ -47,4 +49,5 @@ EXTRA_DIST += \
 	bench/workloads/realloc.c \
 	bench/workloads/server.c \
 	bench/workloads/startup.c \
-	bench/workloads/threads.c
+	bench/workloads/threads.c \
+	bench/workloads/xthread.c
