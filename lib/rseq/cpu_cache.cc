@@ -262,9 +262,7 @@ bool CpuCache::grow(size_t cpu, size_t cls, bool underflow) {
   Header* h = header(cpu, cls);
   const ClassLimits& lim = limits_[cls];
   CpuState& st = states_[cpu];
-  uint16_t end = __atomic_load_n(&h->end, __ATOMIC_RELAXED);
-  uint16_t max_end = h->max_end;
-  size_t have = end - h->begin;
+  size_t have = __atomic_load_n(&h->end, __ATOMIC_RELAXED) - h->begin;
   // Past one batch, a full class grows only if it also ran empty since it
   // last grew that way: a CPU that only frees objects of a class (the
   // consumer of a pipeline) would otherwise fill its cache with them up to
@@ -277,34 +275,18 @@ bool CpuCache::grow(size_t cpu, size_t cls, bool underflow) {
       return false;
     st.underflowed[cls] = 0;
   }
-  if (end >= max_end)
-    return false;
   // Slow start: one slot first, then doubling, at most a batch a step. A
   // refill brings the room there is and one object for the caller, and
   // each object it brings gets the free mark, which touches its page: a
   // class that a CPU uses for one object at a time (temporaries of one
   // size) costs two objects there, not a batch of up to 16 KiB.
-  size_t add = max_end - end;
   size_t step = have > 0 ? have : 1;
   if (step > lim.batch)
     step = lim.batch;
-  if (add > step)
-    add = step;
-  size_t bytes = add * lim.size;
-  // The first step of a class is allowed over the budget, so that every
-  // class can cache something, but only for objects of at most 1/64 of
-  // the budget (32 KiB by default): the classes above are few objects
-  // each, and one of each of them alone is more than the budget.
-  if (st.capacity_bytes + bytes > budget_bytes_ &&
-      (end > h->begin || bytes > budget_bytes_ / 64))
-    return false;
-  // Growing only adds room: a section that read the old end is still right.
-  __atomic_store_n(&h->end, static_cast<uint16_t>(end + add), __ATOMIC_RELEASE);
-  st.capacity_bytes += bytes;
-  return true;
+  return add_room(cpu, cls, step, true) != 0;
 }
 
-size_t CpuCache::add_room(size_t cpu, size_t cls, size_t n) {
+size_t CpuCache::add_room(size_t cpu, size_t cls, size_t n, bool first_step) {
   Header* h = header(cpu, cls);
   CpuState& st = states_[cpu];
   uint16_t end = __atomic_load_n(&h->end, __ATOMIC_RELAXED);
@@ -314,8 +296,15 @@ size_t CpuCache::add_room(size_t cpu, size_t cls, size_t n) {
   if (add > n)
     add = n;
   size_t bytes = add * limits_[cls].size;
-  if (st.capacity_bytes + bytes > budget_bytes_)
+  // A class's first step (grow's) is allowed over the budget, so that
+  // every class can cache something, but only for objects of at most 1/64
+  // of the budget (32 KiB by default): the classes above are few objects
+  // each, and one of each of them alone is more than the budget.
+  bool first_allowed =
+      first_step && end == h->begin && bytes <= budget_bytes_ / 64;
+  if (st.capacity_bytes + bytes > budget_bytes_ && !first_allowed)
     return 0;
+  // Growing only adds room: a section that read the old end is still right.
   __atomic_store_n(&h->end, static_cast<uint16_t>(end + add), __ATOMIC_RELEASE);
   st.capacity_bytes += bytes;
   return add;

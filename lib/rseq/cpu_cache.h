@@ -241,8 +241,9 @@ class CpuCache {
   /// empty (underflow), or a push found it full. False when it cannot.
   bool grow(size_t cpu, size_t cls, bool underflow);
   /// Adds up to n slots of room to a class of a CPU (its lock held), as
-  /// far as max_end and the byte budget allow; returns how many.
-  size_t add_room(size_t cpu, size_t cls, size_t n);
+  /// far as max_end and the byte budget allow (grow's first step of a
+  /// class, `first_step`, may exceed the budget); returns how many.
+  size_t add_room(size_t cpu, size_t cls, size_t n, bool first_step = false);
   void* pop_locked(size_t cls);
   void push_locked(size_t cls, void* obj);
   size_t push_batch(size_t cls, void* const* objs, size_t n);
