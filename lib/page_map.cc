@@ -38,12 +38,12 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
 }
 
 void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
-  // starts_slot's check off (check_mul 0) until the central list has carved
-  // the page's objects (set_fast_free writes both operands). The check
-  // goes off before the class changes and comes on after: a reader that
-  // sees it sees a class. While no check was ever on, every check_mul is
-  // still 0: no write, so a process that never starts its CPU caches
-  // faults in no page of the check arrays.
+  // starts_slot's check off (word 0) until the central list has carved
+  // the page's objects (set_fast_free). The check goes off before the
+  // class changes and comes on after, naming the class it is for. While
+  // no check was ever on, every check word is still 0: no write, so a
+  // process that never starts its CPU caches faults in no page of the
+  // check array.
   bool checks = __atomic_load_n(&checks_used_, __ATOMIC_RELAXED);
   while (n > 0) {
     Leaf* leaf = root_[page >> kLeafBits];
@@ -53,8 +53,7 @@ void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
       run = n;
     for (size_t k = 0; k < run; k++) {
       if (checks)
-        __atomic_store_n(&leaf->check_mul[i + k], uint64_t{0},
-                         __ATOMIC_RELEASE);
+        __atomic_store_n(&leaf->check[i + k], uint32_t{0}, __ATOMIC_RELEASE);
       __atomic_store_n(&leaf->span[i + k], span, __ATOMIC_RELEASE);
       __atomic_store_n(&leaf->size_class[i + k], cls, __ATOMIC_RELEASE);
     }
@@ -71,8 +70,8 @@ void PageMap::set_fast_free(const Span* span,
     return;  // every check is off already: none was ever on
   if (on_pages != 0)
     __atomic_store_n(&checks_used_, true, __ATOMIC_RELAXED);
-  uint64_t mul = UINT64_MAX / class_size(span->size_class) + 1;
-  uint64_t start_mul = uint64_t{span->start()} * mul;
+  size_t cls = span->size_class;
+  size_t size = class_size(cls);
   for (size_t k = 0; k < span->num_pages; k++) {
     bool on = k < on_pages;
     if (on && released != 0) {
@@ -84,10 +83,8 @@ void PageMap::set_fast_free(const Span* span,
     uintptr_t page = span->first_page + k;
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
-    // The operands first: a reader that sees the check on sees them.
-    if (on)
-      __atomic_store_n(&leaf->start_mul[i], start_mul, __ATOMIC_RELEASE);
-    __atomic_store_n(&leaf->check_mul[i], on ? mul : 0, __ATOMIC_RELEASE);
+    uint32_t check = on ? check_word((k << kPageShift) % size, cls) : 0;
+    __atomic_store_n(&leaf->check[i], check, __ATOMIC_RELEASE);
   }
 }
 

@@ -6,6 +6,7 @@
 #define RS_PAGE_MAP_H_
 
 #include "base.h"
+#include "size_class.h"
 #include "span.h"
 
 namespace rs {
@@ -25,9 +26,14 @@ class PageMap {
   struct Leaf {
     Span* span[kLeafLength];          // the span holding each page, or nullptr
     uint8_t size_class[kLeafLength];  // its class for small spans, else 0
-    uint64_t start_mul[kLeafLength];  // small spans: span start x check_mul
-    uint64_t check_mul[kLeafLength];  // small spans: ceil(2^64 / size), else 0
+    uint32_t check[kLeafLength];      // starts_slot's check, 0 when off
   };
+
+  /// A page's check: its offset from its span's start modulo the class
+  /// size (under 2^18), shifted left by 8, and the class in the low byte.
+  static constexpr uint32_t check_word(size_t phase, size_t cls) {
+    return static_cast<uint32_t>(phase << 8 | cls);
+  }
 
   /// Where class_at found a page's entry, for starts_slot.
   struct Entry {
@@ -52,29 +58,27 @@ class PageMap {
 
   /// The slot check for a page whose entry class_at found with class cls:
   /// true when p starts an object slot of a small span of that class whose
-  /// check is on. With m = ceil(2^64 / size), an offset x < 2^32 is a
-  /// multiple of size exactly when x * m mod 2^64 < m (Lemire, Kaser and
-  /// Kurz, 2019), and (p - start) * m is p * m - start * m, all in uint64_t
-  /// arithmetic: with a 32-bit uintptr_t, p and start are widened before
-  /// the multiplications, so the identity holds the same way. Pages of
-  /// other spans have m = 0, which never passes. The class is read again
-  /// after the check's multiplier (an acquire load): set_range turns the
-  /// check off before it changes the class and set_fast_free on after, so
-  /// a class_at that raced a span's reuse cannot pair the old class with
-  /// the new check. Atomic loads also keep a 32-bit target from tearing the
-  /// 64-bit operands that set_fast_free may be rewriting (on x86-64 they
-  /// are plain loads).
+  /// check is on. The page's check word holds the class it was set for and
+  /// the page's phase, its offset from the span's start modulo the size:
+  /// p's offset from the span's start is a multiple of the size exactly
+  /// when x = (p's offset in the page) + phase is. With m = ceil(2^64 /
+  /// size), an x < 2^32 is a multiple of size exactly when x * m mod 2^64 <
+  /// m (Lemire, Kaser and Kurz, 2019); m comes from the class table. One
+  /// load of the page map, 4 bytes a page: the check of a working set of
+  /// many pages stays in a few lines. A check word that names another class
+  /// (a span's reuse racing this free: set_range clears the word before
+  /// it changes the class, set_fast_free writes it after) or none (0: the
+  /// check is off) never passes, and the word is read whole, so phase and
+  /// class always belong to one span.
   RS_FAST_PATH static bool starts_slot(const void* p,
                                        const Entry& e,
                                        size_t cls) {
-    uint64_t mul =
-        __atomic_load_n(&e.leaf->check_mul[e.index], __ATOMIC_ACQUIRE);
-    uint64_t start =
-        __atomic_load_n(&e.leaf->start_mul[e.index], __ATOMIC_RELAXED);
-    if (uint64_t{addr(p)} * mul - start >= mul)
+    uint32_t check = __atomic_load_n(&e.leaf->check[e.index], __ATOMIC_RELAXED);
+    if ((check & 0xff) != cls)
       return false;
-    return __atomic_load_n(&e.leaf->size_class[e.index], __ATOMIC_RELAXED) ==
-           cls;
+    uint64_t x = (addr(p) & (kPageSize - 1)) + (check >> 8);
+    uint64_t m = class_info(cls).check_mul;
+    return x * m < m;
   }
 
   /// Whether p is the start of an object slot in a small span whose check
@@ -139,7 +143,7 @@ class PageMap {
                      size_t unit_shift);
 
   /// Whether set_fast_free has ever turned a check on. Before that every
-  /// check_mul is 0 (and its pages may never have been touched), so no
+  /// check word is 0 (and its pages may never have been touched), so no
   /// starts_slot can pass.
   RS_FAST_PATH bool checks_used() const {
     return __atomic_load_n(&checks_used_, __ATOMIC_RELAXED);

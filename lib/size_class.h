@@ -19,6 +19,7 @@ struct ClassInfo {
   uint16_t max_capacity;  // most objects a CPU cache holds of this class
   uint16_t objects;       // objects per span
   uint64_t div_magic;     // ceil(2^40 / size): offset / size by multiply
+  uint64_t check_mul;     // ceil(2^64 / size): the slot check (PageMap)
 };
 
 namespace detail {
@@ -70,6 +71,7 @@ constexpr ClassTable make_class_table() {
     ci.batch = static_cast<uint16_t>(clamp(16 * 1024 / size, 1, 32));
     ci.max_capacity = static_cast<uint16_t>(clamp(128 * 1024 / size, 2, 1024));
     ci.div_magic = ((uint64_t{1} << 40) + size - 1) / size;
+    ci.check_mul = UINT64_MAX / size + 1;
   }
   size_t c = 1;
   for (size_t i = 0; i <= kMaxSmallSize / 16; i++) {
