@@ -242,8 +242,9 @@ void deallocate_slow(void* p, const char* what) {
     deallocate_small_checked(p, cls, what);
     return;
   }
-  if (span->state == SpanState::kFree)
-    fatal_block(what, "double free of", p, 0);  // its span went back too
+  if (span->state == SpanState::kFree) {  // its span went back too
+    fatal_block(what, "double free of", p, g_page_heap.freed_block_size(p));
+  }
   free_large(span, p);
 }
 

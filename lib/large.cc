@@ -107,13 +107,16 @@ class MappingCache {
 
   const size_t* bytes_addr() const { return &bytes_; }
 
-  /// The cached mapping that holds p: its start, or 0.
-  uintptr_t holding(const void* p) {
+  /// The cached mapping that holds p: its start (and its bytes in
+  /// *bytes), or 0.
+  uintptr_t holding(const void* p, size_t* bytes) {
     LockGuard guard(lock_);
     for (int i = 0; i < count_; i++) {
       uintptr_t start = addr(entries_[i].start);
-      if (addr(p) >= start && addr(p) - start < entries_[i].bytes)
+      if (addr(p) >= start && addr(p) - start < entries_[i].bytes) {
+        *bytes = entries_[i].bytes;
         return start;
+      }
     }
     return 0;
   }
@@ -219,9 +222,10 @@ size_t large_trim_mappings(uint64_t age_ms) {
 void check_not_cached(const void* p, const char* what) {
   if (g_mapping_cache.bytes() == 0)
     return;
-  uintptr_t start = g_mapping_cache.holding(p);
+  size_t bytes = 0;
+  uintptr_t start = g_mapping_cache.holding(p, &bytes);
   if (start == addr(p))
-    fatal_block(what, "double free of", p, 0);
+    fatal_block(what, "double free of", p, bytes);
   if (start != 0)
     fatal_pointer(what, p);
 }

@@ -413,8 +413,45 @@ void PageHeap::merge_insert(Span* span) {
   insert(span);
 }
 
+void PageHeap::remember_freed(const Span* span) {
+  // Mapped at the first span given back once the checks have started, not
+  // in .bss: the first calls of a process (before its CPU caches start,
+  // each free gives its span back) touch no page for it, and map nothing
+  // (tests/startup.sh counts both).
+  if (freed_ == nullptr) {
+    if (!g_page_map.checks_used())
+      return;
+    freed_ =
+        static_cast<FreedRecord*>(os::map(kFreedRecords * sizeof(FreedRecord)));
+    if (freed_ == nullptr)
+      return;  // the report then names no size
+  }
+  size_t block = span->state == SpanState::kSmall ? class_size(span->size_class)
+                                                  : span->bytes();
+  freed_[freed_next_ % kFreedRecords] = {span->first_page, span->num_pages,
+                                         block};
+  freed_next_++;
+}
+
+size_t PageHeap::freed_block_size(const void* p) {
+  LockGuard guard(lock_);
+  if (freed_ == nullptr)
+    return 0;
+  size_t kept = freed_next_ < kFreedRecords ? freed_next_ : kFreedRecords;
+  for (size_t k = 1; k <= kept; k++) {  // the newest first
+    const FreedRecord& r = freed_[(freed_next_ - k) % kFreedRecords];
+    uintptr_t page = addr(p) >> kPageShift;
+    if (page < r.first_page || page - r.first_page >= r.pages)
+      continue;
+    return (addr(p) - (r.first_page << kPageShift)) % r.block == 0 ? r.block
+                                                                   : 0;
+  }
+  return 0;
+}
+
 void PageHeap::free(Span* span) {
   LockGuard guard(lock_);
+  remember_freed(span);
   if (span->state == SpanState::kSmall) {
     stats_.small_span_bytes -= span->bytes();
   } else {
@@ -430,6 +467,7 @@ bool PageHeap::free_large(Span* span, const void* p) {
   LockGuard guard(lock_);
   if (span->state != SpanState::kLarge || span->start() != addr(p))
     return false;
+  remember_freed(span);
   stats_.large_bytes -= span->bytes();
   span->free_since_ms = os::now_ms();
   span->released_pages = 0;

@@ -63,6 +63,13 @@ class PageHeap {
   /// is not a live mapped span. The caller unmaps.
   bool forget_mapping(Span* span, const void* p);
 
+  /// The size of the block that started at p in a span given back here
+  /// lately (the last kFreedRecords): a small span's object size when p
+  /// starts one of its slots, a large block's bytes when p is its start; 0
+  /// when no such record is kept. For the report of a double free whose
+  /// block's pages went back to the page heap.
+  size_t freed_block_size(const void* p);
+
   /// Moves a recorded mapping's page map entries after mremap.
   bool move_mapping(Span* span, void* new_start, size_t new_bytes);
 
@@ -115,6 +122,18 @@ class PageHeap {
     size_t resident;       // resident pages among them
   };
 
+  static constexpr size_t kFreedRecords = 128;
+
+  /// A span given back to the heap: its pages (numbers, not addresses:
+  /// valgrind's leak check must not take a record for a pointer to a block
+  /// the pages went to since), and its blocks' size.
+  struct FreedRecord {
+    uintptr_t first_page;
+    uintptr_t pages;
+    size_t block;  // object size (small span) or block bytes (large)
+  };
+
+  void remember_freed(const Span* span);
   Span* allocate_locked(size_t n, bool runs);
   Span* best_fit(int kind, size_t n);
   bool place_over_resident(size_t n, Placement* best);
@@ -141,8 +160,10 @@ class PageHeap {
   Lock lock_;
   // Free spans by residency and length; [k][0] holds the longer ones.
   Span* free_[2][kExactLists + 1];
-  SpanArena spans_;         // descriptors
-  PageHeapStats stats_;     // counters (metadata_bytes computed)
+  SpanArena spans_;      // descriptors
+  FreedRecord* freed_;   // spans freed lately, a ring (mapped when first used)
+  size_t freed_next_;    // where the next record goes
+  PageHeapStats stats_;  // counters (metadata_bytes computed)
   uint64_t next_decay_ms_;  // when maybe_decay() next does work
   bool cannot_release_;     // madvise refused (mlock): stop asking
   int system_thp_;  // 1: system THP is "always", 2: not, 0: not read yet

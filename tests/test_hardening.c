@@ -159,9 +159,8 @@ START_TEST(double_free_every_class_from_a_cpu_cache) {
     /* Above 1/64 of the CPU cache's budget (32 KiB), a class gets no room
      * in a cache whose budget class_sizes() spent: the block goes back to
      * its span, and the span (of one or two blocks) to the page heap,
-     * whose report does not name the size. */
-    expect_report(double_free_once_more, "free", "double free of",
-                  sizes[i] <= 32 * 1024 ? sizes[i] : 0);
+     * which remembers the spans it got back lately: the size is named. */
+    expect_report(double_free_once_more, "free", "double free of", sizes[i]);
   }
 }
 
@@ -173,10 +172,27 @@ START_TEST(double_free_every_class_after_trim) {
   g_trim = 1;
   for (size_t i = 0; i < n; i++) {
     g_size = sizes[i];
-    /* The block's size is named when its span is still in use, not when
-     * the trim gave the span back (the largest classes have one or two
-     * blocks in a span): size 0 checks the message up to there. */
-    expect_report(double_free_once_more, "free", "double free of", 0);
+    /* The block's size is named also when the trim gave its span back
+     * (the largest classes have one or two blocks in a span). */
+    expect_report(double_free_once_more, "free", "double free of", sizes[i]);
+  }
+}
+
+END_TEST
+
+START_TEST(double_free_of_large_blocks) {
+  /* From the page heap (300 KB, 4 MB) and a mapping of its own (40 MiB):
+   * the first free gives the pages back (or the mapping to the mapping
+   * cache), and the report still names the block's size. */
+  static const size_t sizes[] = {300000, 4000000, 40u << 20};
+  g_trim = 0;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    void* p = malloc(opaque(sizes[i]));
+    ck_assert_ptr_nonnull(p);
+    size_t usable = malloc_usable_size(p);
+    free(p);
+    g_size = sizes[i];
+    expect_report(double_free_once_more, "free", "double free of", usable);
   }
 }
 
@@ -671,6 +687,7 @@ static Suite* hardening_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, double_free_every_class_from_a_cpu_cache);
   tcase_add_test(tc, double_free_every_class_after_trim);
+  tcase_add_test(tc, double_free_of_large_blocks);
   tcase_add_test(tc, double_free_with_frees_between);
   tcase_add_test(tc, double_free_after_many_frees);
   tcase_add_test(tc, double_free_from_a_transfer_cache);
