@@ -53,10 +53,10 @@ void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
       run = n;
     for (size_t k = 0; k < run; k++) {
       if (checks)
-        __atomic_store_n(&leaf->check_mul[i + k], uint64_t{0},
+        __atomic_store_n(&leaf->check[i + k].check_mul, uint64_t{0},
                          __ATOMIC_RELEASE);
-      __atomic_store_n(&leaf->span[i + k], span, __ATOMIC_RELEASE);
-      __atomic_store_n(&leaf->size_class[i + k], cls, __ATOMIC_RELEASE);
+      __atomic_store_n(&leaf->slot[i + k].span, span, __ATOMIC_RELEASE);
+      __atomic_store_n(&leaf->slot[i + k].size_class, cls, __ATOMIC_RELEASE);
     }
     page += run;
     n -= run;
@@ -86,8 +86,8 @@ void PageMap::set_fast_free(const Span* span,
     size_t i = page & (kLeafLength - 1);
     // The operands first: a reader that sees the check on sees them.
     if (on)
-      __atomic_store_n(&leaf->start_mul[i], start_mul, __ATOMIC_RELEASE);
-    __atomic_store_n(&leaf->check_mul[i], on ? mul : 0, __ATOMIC_RELEASE);
+      __atomic_store_n(&leaf->check[i].start_mul, start_mul, __ATOMIC_RELEASE);
+    __atomic_store_n(&leaf->check[i].check_mul, on ? mul : 0, __ATOMIC_RELEASE);
   }
 }
 

@@ -20,19 +20,40 @@ class PageMap {
   static constexpr size_t kLeafLength = size_t{1} << kLeafBits;
   static constexpr size_t kRootLength = size_t{1} << kRootBits;
 
+  /// A page's span and class, 16 bytes: a 2 MiB chunk's entries fill one
+  /// 4 KiB system page (the first malloc faults in one page of the leaf,
+  /// not one of a span array and one of a class array), and free's fast
+  /// path still reaches the class with one scaled load: it shifts the
+  /// address to a byte offset of the entry (shr, and) instead of a page
+  /// index, and the load takes the field's displacement.
+  struct alignas(16) Slot {
+    Span* span;          // the span holding the page, or nullptr
+    uint8_t size_class;  // its class for small spans, else 0
+  };
+
+  /// starts_slot's operands for a page, at the same byte offset in their
+  /// own array (no page of it is touched before a check is on).
+  struct Check {
+    uint64_t start_mul;  // small spans: span start x check_mul
+    uint64_t check_mul;  // small spans: ceil(2^64 / size), else 0
+  };
+
+  static constexpr size_t kSlotShift = 4;
+  static_assert(sizeof(Slot) == size_t{1} << kSlotShift);
+  static_assert(sizeof(Check) == size_t{1} << kSlotShift);
+
   /// One leaf covers kLeafLength pages (2 GiB of address space; 8 MiB on
   /// 32-bit targets).
   struct Leaf {
-    Span* span[kLeafLength];          // the span holding each page, or nullptr
-    uint8_t size_class[kLeafLength];  // its class for small spans, else 0
-    uint64_t start_mul[kLeafLength];  // small spans: span start x check_mul
-    uint64_t check_mul[kLeafLength];  // small spans: ceil(2^64 / size), else 0
+    Slot slot[kLeafLength];
+    Check check[kLeafLength];
   };
 
-  /// Where class_at found a page's entry, for starts_slot.
+  /// Where class_at found a page's entry, for starts_slot: the byte offset
+  /// of its Slot in leaf->slot (and of its Check in leaf->check).
   struct Entry {
     const Leaf* leaf;
-    size_t index;
+    size_t offset;
   };
 
   /// class_of, keeping where the page's entry is (set when the class is
@@ -46,8 +67,9 @@ class PageMap {
     if (leaf == nullptr)
       return 0;
     e->leaf = leaf;
-    e->index = (addr(p) >> kPageShift) & (kLeafLength - 1);
-    return leaf->size_class[e->index];
+    e->offset = (addr(p) >> (kPageShift - kSlotShift)) &
+                ((kLeafLength - 1) << kSlotShift);
+    return slot_at(leaf, e->offset).size_class;
   }
 
   /// The slot check for a page whose entry class_at found with class cls:
@@ -67,14 +89,19 @@ class PageMap {
   RS_FAST_PATH static bool starts_slot(const void* p,
                                        const Entry& e,
                                        size_t cls) {
-    uint64_t mul =
-        __atomic_load_n(&e.leaf->check_mul[e.index], __ATOMIC_ACQUIRE);
-    uint64_t start =
-        __atomic_load_n(&e.leaf->start_mul[e.index], __ATOMIC_RELAXED);
+    // The leaf through an empty asm: the compiler cannot see that
+    // leaf + offset here is class_at's, so free's hit path keeps its one
+    // scaled load instead of forming that sum in a register for this cold
+    // path to reuse (an lea: one instruction more).
+    const Leaf* leaf = e.leaf;
+    __asm__("" : "+r"(leaf));
+    const Check& check = check_at(leaf, e.offset);
+    uint64_t mul = __atomic_load_n(&check.check_mul, __ATOMIC_ACQUIRE);
+    uint64_t start = __atomic_load_n(&check.start_mul, __ATOMIC_RELAXED);
     if (uint64_t{addr(p)} * mul - start >= mul)
       return false;
-    return __atomic_load_n(&e.leaf->size_class[e.index], __ATOMIC_RELAXED) ==
-           cls;
+    return __atomic_load_n(&slot_at(leaf, e.offset).size_class,
+                           __ATOMIC_RELAXED) == cls;
   }
 
   /// Whether p is the start of an object slot in a small span whose check
@@ -108,7 +135,7 @@ class PageMap {
     const Leaf* leaf = load_leaf(page >> kLeafBits);
     if (leaf == nullptr)
       return nullptr;
-    return leaf->span[page & (kLeafLength - 1)];
+    return leaf->slot[page & (kLeafLength - 1)].span;
   }
 
   /// Makes sure leaves exist for [page, page + n); false when out of memory.
@@ -154,6 +181,17 @@ class PageMap {
   const size_t* leaf_bytes_addr() const { return &leaf_bytes_; }
 
  private:
+  /// The Slot and the Check at a byte offset (Entry::offset).
+  RS_FAST_PATH static const Slot& slot_at(const Leaf* leaf, size_t offset) {
+    return *reinterpret_cast<const Slot*>(
+        reinterpret_cast<const char*>(leaf->slot) + offset);
+  }
+
+  RS_FAST_PATH static const Check& check_at(const Leaf* leaf, size_t offset) {
+    return *reinterpret_cast<const Check*>(
+        reinterpret_cast<const char*>(leaf->check) + offset);
+  }
+
   RS_FAST_PATH const Leaf* load_leaf(uintptr_t i) const {
     return __atomic_load_n(&root_[i], __ATOMIC_ACQUIRE);
   }
