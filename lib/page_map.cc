@@ -41,9 +41,7 @@ void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
   // starts_slot's check off (word 0) until the central list has carved
   // the page's objects (set_fast_free). The check goes off before the
   // class changes and comes on after, naming the class it is for. While
-  // no check was ever on, every check word is still 0: no write, so a
-  // process that never starts its CPU caches faults in no page of the
-  // check array.
+  // no check was ever on, every check word is still 0: no write.
   bool checks = __atomic_load_n(&checks_used_, __ATOMIC_RELAXED);
   while (n > 0) {
     Leaf* leaf = root_[page >> kLeafBits];
@@ -53,9 +51,10 @@ void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
       run = n;
     for (size_t k = 0; k < run; k++) {
       if (checks)
-        __atomic_store_n(&leaf->check[i + k], uint32_t{0}, __ATOMIC_RELEASE);
-      __atomic_store_n(&leaf->span[i + k], span, __ATOMIC_RELEASE);
-      __atomic_store_n(&leaf->size_class[i + k], cls, __ATOMIC_RELEASE);
+        __atomic_store_n(&leaf->slot[i + k].check, uint32_t{0},
+                         __ATOMIC_RELEASE);
+      __atomic_store_n(&leaf->slot[i + k].span, span, __ATOMIC_RELEASE);
+      __atomic_store_n(&leaf->slot[i + k].size_class, cls, __ATOMIC_RELEASE);
     }
     page += run;
     n -= run;
@@ -84,7 +83,7 @@ void PageMap::set_fast_free(const Span* span,
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
     uint32_t check = on ? check_word((k << kPageShift) % size, cls) : 0;
-    __atomic_store_n(&leaf->check[i], check, __ATOMIC_RELEASE);
+    __atomic_store_n(&leaf->slot[i].check, check, __ATOMIC_RELEASE);
   }
 }
 

@@ -21,13 +21,21 @@ class PageMap {
   static constexpr size_t kLeafLength = size_t{1} << kLeafBits;
   static constexpr size_t kRootLength = size_t{1} << kRootBits;
 
-  /// One leaf covers kLeafLength pages (2 GiB of address space; 8 MiB on
-  /// 32-bit targets).
-  struct Leaf {
-    Span* span[kLeafLength];          // the span holding each page, or nullptr
-    uint8_t size_class[kLeafLength];  // its class for small spans, else 0
-    uint32_t check[kLeafLength];      // starts_slot's check, 0 when off
+  /// A page's span, class and check, 16 bytes: a 2 MiB chunk's entries
+  /// fill one 4 KiB system page (the first malloc faults in one page of
+  /// the leaf, not one of a span array and one of a class array), free's
+  /// fast path still reaches the class with one scaled load (it shifts the
+  /// address to a byte offset of the entry, shr and and, instead of a page
+  /// index, and the load takes the field's displacement), and the slot
+  /// check reads the line the class came from.
+  struct alignas(16) Slot {
+    Span* span;          // the span holding the page, or nullptr
+    uint8_t size_class;  // its class for small spans, else 0
+    uint32_t check;      // starts_slot's check word (check_word), 0 when off
   };
+
+  static constexpr size_t kSlotShift = 4;
+  static_assert(sizeof(Slot) == size_t{1} << kSlotShift);
 
   /// A page's check: its offset from its span's start modulo the class
   /// size (under 2^18), shifted left by 8, and the class in the low byte.
@@ -35,10 +43,17 @@ class PageMap {
     return static_cast<uint32_t>(phase << 8 | cls);
   }
 
-  /// Where class_at found a page's entry, for starts_slot.
+  /// One leaf covers kLeafLength pages (2 GiB of address space; 8 MiB on
+  /// 32-bit targets).
+  struct Leaf {
+    Slot slot[kLeafLength];
+  };
+
+  /// Where class_at found a page's entry, for starts_slot: the byte offset
+  /// of its Slot in leaf->slot.
   struct Entry {
     const Leaf* leaf;
-    size_t index;
+    size_t offset;
   };
 
   /// class_of, keeping where the page's entry is (set when the class is
@@ -52,8 +67,9 @@ class PageMap {
     if (leaf == nullptr)
       return 0;
     e->leaf = leaf;
-    e->index = (addr(p) >> kPageShift) & (kLeafLength - 1);
-    return leaf->size_class[e->index];
+    e->offset = (addr(p) >> (kPageShift - kSlotShift)) &
+                ((kLeafLength - 1) << kSlotShift);
+    return slot_at(leaf, e->offset).size_class;
   }
 
   /// The slot check for a page whose entry class_at found with class cls:
@@ -63,17 +79,23 @@ class PageMap {
   /// p's offset from the span's start is a multiple of the size exactly
   /// when x = (p's offset in the page) + phase is. With m = ceil(2^64 /
   /// size), an x < 2^32 is a multiple of size exactly when x * m mod 2^64 <
-  /// m (Lemire, Kaser and Kurz, 2019); m comes from the class table. One
-  /// load of the page map, 4 bytes a page: the check of a working set of
-  /// many pages stays in a few lines. A check word that names another class
-  /// (a span's reuse racing this free: set_range clears the word before
-  /// it changes the class, set_fast_free writes it after) or none (0: the
-  /// check is off) never passes, and the word is read whole, so phase and
-  /// class always belong to one span.
+  /// m (Lemire, Kaser and Kurz, 2019); m comes from the class table. The
+  /// word sits in the page's slot, on the line class_at read. A check word
+  /// that names another class (a span's reuse racing this free: set_range
+  /// clears the word before it changes the class, set_fast_free writes it
+  /// after) or none (0: the check is off) never passes, and the word is
+  /// read whole, so phase and class always belong to one span.
   RS_FAST_PATH static bool starts_slot(const void* p,
                                        const Entry& e,
                                        size_t cls) {
-    uint32_t check = __atomic_load_n(&e.leaf->check[e.index], __ATOMIC_RELAXED);
+    // The leaf through an empty asm: the compiler cannot see that
+    // leaf + offset here is class_at's, so free's hit path keeps its one
+    // scaled load instead of forming that sum in a register for this cold
+    // path to reuse (an lea: one instruction more).
+    const Leaf* leaf = e.leaf;
+    __asm__("" : "+r"(leaf));
+    uint32_t check =
+        __atomic_load_n(&slot_at(leaf, e.offset).check, __ATOMIC_RELAXED);
     if ((check & 0xff) != cls)
       return false;
     uint64_t x = (addr(p) & (kPageSize - 1)) + (check >> 8);
@@ -112,7 +134,7 @@ class PageMap {
     const Leaf* leaf = load_leaf(page >> kLeafBits);
     if (leaf == nullptr)
       return nullptr;
-    return leaf->span[page & (kLeafLength - 1)];
+    return leaf->slot[page & (kLeafLength - 1)].span;
   }
 
   /// Makes sure leaves exist for [page, page + n); false when out of memory.
@@ -158,6 +180,12 @@ class PageMap {
   const size_t* leaf_bytes_addr() const { return &leaf_bytes_; }
 
  private:
+  /// The Slot at a byte offset (Entry::offset).
+  RS_FAST_PATH static const Slot& slot_at(const Leaf* leaf, size_t offset) {
+    return *reinterpret_cast<const Slot*>(
+        reinterpret_cast<const char*>(leaf->slot) + offset);
+  }
+
   RS_FAST_PATH const Leaf* load_leaf(uintptr_t i) const {
     return __atomic_load_n(&root_[i], __ATOMIC_ACQUIRE);
   }

@@ -82,7 +82,9 @@ constexpr ClassTable make_class_table() {
   return t;
 }
 
-inline constexpr ClassTable kClassTable = make_class_table();
+// In the library's first segment (lib/early.ld).
+[[gnu::section(".rs_early_rodata")]] inline constexpr ClassTable kClassTable =
+    make_class_table();
 
 }  // namespace detail
 

@@ -12,8 +12,9 @@
  * startup_prog faults: prints the minor page faults that the process's
  * first malloc(32) and its free take in data (getrusage around them), for
  * the bound in tests/startup.sh. Code and read-only data are faulted in
- * first: how many faults they take varies with the load address and the
- * kernel's fault-around, not with the allocator's data layout. */
+ * first (but for the allocator's constants, see touch_read_only): how many
+ * faults they take varies with the load address and the kernel's
+ * fault-around, not with the allocator's data layout. */
 #define _GNU_SOURCE
 #include <link.h>
 #include <stdint.h>
@@ -54,14 +55,21 @@ static __attribute__((noinline)) void touch_stack(void) {
 }
 
 /* Reads a byte of every page of every read-only segment (code, constants)
- * of every loaded object, the preloaded allocator's among them. */
+ * of every loaded object, the preloaded allocator's among them, except the
+ * allocator's constants (.rodata, .eh_frame): the first malloc is to read
+ * none of them. Its first segment (ELF headers, dynamic symbols,
+ * relocations: the dynamic loader reads them anyway) holds the size-class
+ * table (lib/early.ld). */
 static int touch_read_only(struct dl_phdr_info* info, size_t size, void* arg) {
   (void)size;
   volatile unsigned char* sum = arg;
   long page = sysconf(_SC_PAGESIZE);
+  int allocator = strstr(info->dlpi_name, "rsmalloc") != NULL;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr)* ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) || ph->p_memsz == 0)
+      continue;
+    if (allocator && !(ph->p_flags & PF_X) && ph->p_offset != 0)
       continue;
     uintptr_t start = info->dlpi_addr + ph->p_vaddr;
     uintptr_t end = start + ph->p_memsz;

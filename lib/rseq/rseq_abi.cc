@@ -52,7 +52,13 @@ uint32_t thread_index(long area_offset, Index index) {
 }
 
 Support probe() {
-  Support s = {false, Index::kCpuId, 0, nullptr};
+  // Field by field: clang copies an aggregate initialiser from .rodata,
+  // the one page of it the first malloc would read (tests/startup.sh).
+  Support s;
+  s.usable = false;
+  s.index = Index::kCpuId;
+  s.area_offset = 0;
+  s.reason = nullptr;
 #if defined(__x86_64__) || defined(__aarch64__)
   if (&__rseq_size == nullptr || &__rseq_offset == nullptr) {
     s.reason = "glibc has no rseq support (older than 2.35)";
