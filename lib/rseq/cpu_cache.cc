@@ -304,9 +304,16 @@ size_t CpuCache::add_room(size_t cpu, size_t cls, size_t n, bool first_step) {
       first_step && end == h->begin && bytes <= budget_bytes_ / 64;
   if (st.capacity_bytes + bytes > budget_bytes_ && !first_allowed)
     return 0;
+  // Big objects share a part of the budget, so that the small classes,
+  // many objects each, still get room once the big ones have theirs.
+  bool big = limits_[cls].size >= kBigObject;
+  if (big && st.big_bytes + bytes > budget_bytes_ / kBigShare && !first_allowed)
+    return 0;
   // Growing only adds room: a section that read the old end is still right.
   __atomic_store_n(&h->end, static_cast<uint16_t>(end + add), __ATOMIC_RELEASE);
   st.capacity_bytes += bytes;
+  if (big)
+    st.big_bytes += bytes;
   return add;
 }
 
@@ -494,6 +501,7 @@ size_t CpuCache::restart_cpu(size_t cpu) {
   // still commit, so keep every object where it is and give the headers
   // back with no free room (end = current); slow paths grow them again.
   size_t bytes = 0;
+  size_t big = 0;
   for (size_t cls = 1; cls < num_classes_; cls++) {
     Header* h = header(cpu, cls);
     Header fresh;
@@ -503,10 +511,14 @@ size_t CpuCache::restart_cpu(size_t cpu) {
     fresh.max_end =
         static_cast<uint16_t>(begin_[cls] + limits_[cls].max_capacity);
     __atomic_store(h, &fresh, __ATOMIC_RELEASE);
-    bytes +=
+    size_t held =
         static_cast<size_t>(fresh.current - fresh.begin) * limits_[cls].size;
+    bytes += held;
+    if (limits_[cls].size >= kBigObject)
+      big += held;
   }
   states_[cpu].capacity_bytes = bytes;
+  states_[cpu].big_bytes = big;
   return 0;
 }
 
@@ -515,6 +527,7 @@ size_t CpuCache::drain_cpu(size_t cpu) {
   for (size_t cls = 1; cls < num_classes_; cls++)
     drained += take_all(cpu, cls, true);
   states_[cpu].capacity_bytes = 0;
+  states_[cpu].big_bytes = 0;
   return drained;
 }
 

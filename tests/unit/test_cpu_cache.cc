@@ -407,13 +407,13 @@ START_TEST(push_past_capacity_drains) {
 END_TEST
 
 START_TEST(budget_limits_capacity) {
-  const size_t budget = 16 * 1024;
+  const size_t budget = 2048;
   init_cache(_i != 0, budget);
   pin_to(allowed_cpus()[0]);
-  const size_t cls = 3;  // 4 KiB objects, batch 2, capacity 64
+  const size_t cls = 2;  // 256 B objects, batch 4, capacity 16 (4 KiB)
   // Misses grow the class (up to the budget), then all come back.
   std::vector<void*> objs;
-  for (int k = 0; k < 40; k++) {
+  for (int k = 0; k < 16; k++) {
     objs.push_back(get(cls));
     ck_assert_ptr_nonnull(objs.back());
   }
@@ -425,6 +425,37 @@ START_TEST(budget_limits_capacity) {
   ck_assert_uint_le(most * kLimits[cls].size, budget);
   ck_assert_uint_ge(most, kLimits[cls].batch);
   ck_assert_int_gt(g_drain_calls, 0);
+  check_conservation(total_cached());
+}
+
+END_TEST
+
+START_TEST(big_objects_share_a_part_of_the_budget) {
+  // Classes of 4 KiB and up hold at most 1/kBigShare of the budget
+  // together; the small classes still grow into the rest.
+  const size_t budget = 64 * 1024;
+  const size_t share = budget / rs::rseq::kBigShare;
+  ck_assert_uint_ge(kLimits[3].size, rs::rseq::kBigObject);
+  ck_assert_uint_lt(kLimits[2].size, rs::rseq::kBigObject);
+  ck_assert_uint_gt(kLimits[3].max_capacity * kLimits[3].size, share);
+  init_cache(_i != 0, budget);
+  pin_to(allowed_cpus()[0]);
+  std::vector<void*> big, small;
+  for (int k = 0; k < 40; k++)
+    big.push_back(get(3));
+  for (int k = 0; k < 16; k++)
+    small.push_back(get(2));
+  size_t most = 0;
+  for (void* p : big) {
+    put(3, p);
+    most = std::max(most, g_cache->cached_objects(3));
+  }
+  ck_assert_uint_le(most * kLimits[3].size, share);
+  ck_assert_uint_ge(most, kLimits[3].batch);
+  // 256-byte objects grow past a batch into the rest of the budget.
+  for (void* p : small)
+    put(2, p);
+  ck_assert_uint_ge(g_cache->cached_objects(2), 2 * kLimits[2].batch);
   check_conservation(total_cached());
 }
 
@@ -496,8 +527,9 @@ START_TEST(push_slow_on_an_empty_class_that_cannot_grow) {
   // push_slow runs after a failed push, but by then the thread may be on
   // another CPU, or malloc_trim may have emptied this one: the class can be
   // empty with no room to grow. obj must still be taken.
-  const size_t cls = 3;                        // 4 KiB objects, batch 2
-  init_cache(_i != 0, 2 * kLimits[cls].size);  // budget: one batch
+  const size_t cls = 3;  // 4 KiB objects, batch 2
+  // The budget: its share for big objects is one batch.
+  init_cache(_i != 0, rs::rseq::kBigShare * 2 * kLimits[cls].size);
   pin_to(allowed_cpus()[0]);
   std::vector<void*> objs = from_backend(cls, 3);
   put(cls, objs[0]);  // lays out the region, grows to the budget
@@ -581,6 +613,7 @@ int main(void) {
   tcase_add_loop_test(tc, refill_over_n_stays_on_this_cpu, 0, 2);
   tcase_add_loop_test(tc, push_past_capacity_drains, 0, 2);
   tcase_add_loop_test(tc, budget_limits_capacity, 0, 2);
+  tcase_add_loop_test(tc, big_objects_share_a_part_of_the_budget, 0, 2);
   tcase_add_loop_test(tc, big_objects_first_step_within_the_budget, 0, 2);
   tcase_add_loop_test(tc, push_slow_on_an_empty_class_that_cannot_grow, 0, 2);
   tcase_add_loop_test(tc, full_classes_leave_the_headers_alone, 0, 2);
