@@ -99,7 +99,7 @@ class PageMap {
     if ((check & 0xff) != cls)
       return false;
     uint64_t x = (addr(p) & (kPageSize - 1)) + (check >> 8);
-    uint64_t m = class_info(cls).check_mul;
+    uint64_t m = class_check_mul(cls);
     return x * m < m;
   }
 

@@ -19,13 +19,15 @@ struct ClassInfo {
   uint16_t max_capacity;  // most objects a CPU cache holds of this class
   uint16_t objects;       // objects per span
   uint64_t div_magic;     // ceil(2^40 / size): offset / size by multiply
-  uint64_t check_mul;     // ceil(2^64 / size): the slot check (PageMap)
 };
 
 namespace detail {
 
 struct ClassTable {
   ClassInfo info[kNumClasses];
+  // ceil(2^64 / size), PageMap's slot check: an array of its own, so that
+  // free's full path indexes it by the class with no multiply.
+  uint64_t check_mul[kNumClasses];
   // By (n + 15) / 16 for every small size: one lookup on the fast path.
   uint8_t index[kMaxSmallSize / 16 + 1];
 };
@@ -71,7 +73,7 @@ constexpr ClassTable make_class_table() {
     ci.batch = static_cast<uint16_t>(clamp(16 * 1024 / size, 1, 32));
     ci.max_capacity = static_cast<uint16_t>(clamp(128 * 1024 / size, 2, 1024));
     ci.div_magic = ((uint64_t{1} << 40) + size - 1) / size;
-    ci.check_mul = UINT64_MAX / size + 1;
+    t.check_mul[c] = UINT64_MAX / size + 1;
   }
   size_t c = 1;
   for (size_t i = 0; i <= kMaxSmallSize / 16; i++) {
@@ -99,6 +101,12 @@ RS_FAST_PATH const ClassInfo& class_info(size_t cls) {
 
 RS_FAST_PATH size_t class_size(size_t cls) {
   return detail::kClassTable.info[cls].size;
+}
+
+/// ceil(2^64 / size): x is a multiple of the size exactly when x * m mod
+/// 2^64 < m, for x < 2^32.
+RS_FAST_PATH uint64_t class_check_mul(size_t cls) {
+  return detail::kClassTable.check_mul[cls];
 }
 
 /// offset / size for an offset inside a span of this class.
