@@ -515,6 +515,21 @@ bool carving_mid_line(const Span* span, const ClassInfo& ci) {
          span->bump < span->start() + size_t{ci.objects} * ci.size;
 }
 
+/// Puts out[whole], the first object of a whole line pair, first, and the
+/// objects before it (the rest of a pair that began elsewhere) after it. A
+/// CPU cache gives out[0] to the caller and pushes the others in order, so
+/// those become the bottom of its stack: the last objects its pops hand
+/// out, after the whole pairs. Two objects popped back to back (the
+/// caller's and the next, say one per thread of falseshare's passive
+/// phase) then come from the whole pairs, and the object freed on top of
+/// them later (the one carved alone) shares no line with either.
+void whole_pair_first(void** out, int whole) {
+  void* first = out[whole];
+  for (int i = whole; i > 0; i--)
+    out[i] = out[i - 1];
+  out[0] = first;
+}
+
 }  // namespace
 
 int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
@@ -523,11 +538,28 @@ int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
   uint64_t now = os::now_ms();
   if (first_zeroed != nullptr)
     *first_zeroed = false;
+  int whole = -1;  // where a carve's first whole line pair starts in out
   lock_.lock();
   while (got < n) {
     Span* span = nonempty_span();
     if (span == nullptr)
       break;
+    if (max > n && whole < 0 && carving_mid_line(span, ci)) {
+      // A carve for a CPU cache that would start inside a line pair whose
+      // first objects went elsewhere: carved one at a time for callers
+      // without a cache (before the caches start), or by a carve that its
+      // max cut short. They may be in use on another CPU, or freed into
+      // this one's cache later. The rest of that pair comes along but
+      // does not count towards n; whole pairs follow, and
+      // whole_pair_first() hands out one of those first.
+      int extra = 0;
+      while (extra < max - n && carving_mid_line(span, ci)) {
+        out[got++] = pop(span, first_zeroed == nullptr);
+        extra++;
+      }
+      n += extra;
+      whole = got;
+    }
     if (got == 0 && first_zeroed != nullptr) {
       // Past the bump pointer of a span that was zero when carved, with no
       // freed object to take first.
@@ -549,6 +581,8 @@ int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
   }
   stats_.allocated += static_cast<size_t>(got);
   lock_.unlock();
+  if (whole > 0 && whole < got)
+    whole_pair_first(out, whole);
   return got;
 }
 

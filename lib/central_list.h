@@ -45,7 +45,10 @@ class CentralList {
   /// the next one starts a pair of cache lines (128 bytes). The objects of
   /// a line carved by one refill go to one CPU cache, not some to the next
   /// refill's (another CPU's, whose writes to them would bounce the line:
-  /// false sharing).
+  /// false sharing). A carve that would start inside a pair begun
+  /// elsewhere takes the rest of that pair as well, not counted in n, and
+  /// puts it after out[0], which is then from a whole pair (the bottom of
+  /// the CPU cache's stack).
   int remove_to_line(void** out, int n, int max) {
     return remove(out, n, max, nullptr);
   }

@@ -3,6 +3,9 @@
  * share a cache line when they come fresh from a span, so two threads on
  * two CPUs that write their own objects do not bounce a line between them
  * (false sharing: bench/workloads/falseshare.c, Hoard's cache-thrash).
+ * Nor do they share one with an object carved alone before the caches
+ * started (falseshare's first small block, which its main thread frees
+ * and hands out again in the passive phase, cache-scratch).
  * Runs in both cache modes (again in a child with RSMALLOC_RSEQ=0). */
 #define _GNU_SOURCE
 #include <check.h>
@@ -26,8 +29,16 @@ enum { LINE = 64, PER_SIZE = 2 };
 static const size_t kSizes[] = {100, 150, 200, 340};
 #define NSIZES (sizeof(kSizes) / sizeof(kSizes[0]))
 
+/* Sizes of four other such classes (144, 176, 240 and 288), of which
+ * main() allocates one object each before anything else, so before the
+ * caches start: a central list carves it alone, in the middle of a pair
+ * of lines whose rest the next CPU cache's refill gets. */
+static const size_t kAloneSizes[] = {130, 170, 230, 280};
+static void* g_alone[NSIZES];
+
 typedef struct {
   int cpu;                      /* pinned here */
+  const size_t* sizes;          /* NSIZES sizes to allocate */
   void* objs[NSIZES][PER_SIZE]; /* what it allocated */
 } worker_t;
 
@@ -72,8 +83,8 @@ static void* worker(void* arg) {
   }
   for (size_t s = 0; s < NSIZES; s++) {
     for (int k = 0; k < PER_SIZE; k++) {
-      w->objs[s][k] = malloc(kSizes[s]);
-      memset(w->objs[s][k], id + 1, kSizes[s]);
+      w->objs[s][k] = malloc(w->sizes[s]);
+      memset(w->objs[s][k], id + 1, w->sizes[s]);
     }
   }
   __atomic_add_fetch(&g_step, 1, __ATOMIC_ACQ_REL); /* 3, 4 */
@@ -95,11 +106,20 @@ static int two_cpus(int cpus[2]) {
   return n == 2;
 }
 
-START_TEST(fresh_objects_of_two_cpus_share_no_line) {
-  int cpus[2];
+/* Whether objects of `size` bytes at pa and pb touch a common line. */
+static int share_line(uintptr_t pa, uintptr_t pb, size_t size) {
+  /* The lines [first, last] each object touches. */
+  uintptr_t a0 = pa / LINE, a1 = (pa + size - 1) / LINE;
+  uintptr_t b0 = pb / LINE, b1 = (pb + size - 1) / LINE;
+  return !(a1 < b0 || b1 < a0);
+}
+
+/* Two pinned workers allocate PER_SIZE objects of each of `sizes` (worker
+ * 0 first); 0 when there are fewer than two CPUs. */
+static int run_workers(const size_t* sizes, int cpus[2]) {
   if (!two_cpus(cpus)) {
     fprintf(stderr, "test_lines: fewer than two CPUs; nothing to compare\n");
-    return;
+    return 0;
   }
   memset(g_w, 0, sizeof(g_w));
   g_step = 0;
@@ -107,6 +127,7 @@ START_TEST(fresh_objects_of_two_cpus_share_no_line) {
   pthread_t t[2];
   for (int i = 0; i < 2; i++) {
     g_w[i].cpu = cpus[i];
+    g_w[i].sizes = sizes;
     ck_assert_int_eq(pthread_create(&t[i], NULL, worker, &g_w[i]), 0);
   }
   for (int i = 0; i < 2; i++)
@@ -118,21 +139,54 @@ START_TEST(fresh_objects_of_two_cpus_share_no_line) {
       for (int b = 0; b < PER_SIZE; b++) {
         uintptr_t pb = (uintptr_t)g_w[1].objs[s][b];
         ck_assert(pa != 0 && pb != 0);
-        /* The lines [first, last] each object touches. */
-        uintptr_t a0 = pa / LINE, a1 = (pa + kSizes[s] - 1) / LINE;
-        uintptr_t b0 = pb / LINE, b1 = (pb + kSizes[s] - 1) / LINE;
-        ck_assert_msg(a1 < b0 || b1 < a0,
+        ck_assert_msg(!share_line(pa, pb, sizes[s]),
                       "size %zu: %p (CPU %d) and %p (CPU %d) share a line",
-                      kSizes[s], (void*)pa, cpus[0], (void*)pb, cpus[1]);
+                      sizes[s], (void*)pa, cpus[0], (void*)pb, cpus[1]);
       }
     }
   }
+  return 1;
+}
+
+static void free_workers_objects(void) {
   for (int i = 0; i < 2; i++) {
     for (size_t s = 0; s < NSIZES; s++) {
       for (int k = 0; k < PER_SIZE; k++)
         free(g_w[i].objs[s][k]);
     }
   }
+}
+
+START_TEST(fresh_objects_of_two_cpus_share_no_line) {
+  int cpus[2];
+  if (run_workers(kSizes, cpus))
+    free_workers_objects();
+}
+
+END_TEST
+
+/* The object main() carved alone stays in use (as falseshare's main thread
+ * keeps its first block until it frees it into its own cache): the first
+ * refills of the two CPUs' caches carve the rest of its line pair, but
+ * hand out objects of whole pairs, and keep the others for last. */
+START_TEST(objects_carved_alone_share_no_line_with_caches) {
+  int cpus[2];
+  if (!run_workers(kAloneSizes, cpus))
+    return;
+  for (size_t s = 0; s < NSIZES; s++) {
+    uintptr_t alone = (uintptr_t)g_alone[s];
+    ck_assert(alone != 0);
+    for (int i = 0; i < 2; i++) {
+      for (int k = 0; k < PER_SIZE; k++) {
+        uintptr_t p = (uintptr_t)g_w[i].objs[s][k];
+        ck_assert_msg(!share_line(alone, p, kAloneSizes[s]),
+                      "size %zu: %p (carved alone) and %p (CPU %d) share a "
+                      "line",
+                      kAloneSizes[s], (void*)alone, (void*)p, cpus[i]);
+      }
+    }
+  }
+  free_workers_objects();
 }
 
 END_TEST
@@ -142,12 +196,17 @@ static Suite* make_suite(void) {
   TCase* tc = tcase_create("false sharing");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, fresh_objects_of_two_cpus_share_no_line);
+  tcase_add_test(tc, objects_carved_alone_share_no_line_with_caches);
   suite_add_tcase(s, tc);
   return s;
 }
 
 int main(int argc, char** argv) {
   (void)argc;
+  /* First: before anything else allocates, the caches have not started
+   * (they start at the 16th allocation or the first thread). */
+  for (size_t s = 0; s < NSIZES; s++)
+    g_alone[s] = malloc(kAloneSizes[s]);
   /* Under valgrind every thread uses one cache, and disabled there are
    * none: nothing to judge. */
   if (rs_on_valgrind() || strcmp(rsmalloc_cache_mode(), "disabled") == 0)

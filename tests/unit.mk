@@ -12,6 +12,7 @@ RS_UNIT_TESTS = \
 	tests/unit/test_page_heap \
 	tests/unit/test_page_heap_reuse \
 	tests/unit/test_central_list \
+	tests/unit/test_central_lines \
 	tests/unit/test_transfer_cache \
 	tests/unit/test_span_release \
 	tests/unit/test_large \
@@ -60,6 +61,12 @@ tests_unit_test_central_list_SOURCES = tests/unit/test_central_list.cc
 tests_unit_test_central_list_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
 tests_unit_test_central_list_LDADD = $(RS_UNIT_LDADD)
 TESTS += tests/unit/test_central_list
+
+check_PROGRAMS += tests/unit/test_central_lines
+tests_unit_test_central_lines_SOURCES = tests/unit/test_central_lines.cc
+tests_unit_test_central_lines_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
+tests_unit_test_central_lines_LDADD = $(RS_UNIT_LDADD)
+TESTS += tests/unit/test_central_lines
 
 check_PROGRAMS += tests/unit/test_transfer_cache
 tests_unit_test_transfer_cache_SOURCES = tests/unit/test_transfer_cache.cc

@@ -9,6 +9,10 @@
  * puts two threads' objects in one cache line makes the writes bounce the
  * line between CPUs (false sharing); time grows many-fold.
  *
+ * Besides the times, the result line counts per phase the pairs of threads
+ * whose first objects share a 64-byte line (active_shared, passive_shared):
+ * which of the runs false sharing slowed.
+ *
  * Parameters: threads (one per CPU), size (8), rounds per thread and phase
  * (50000 x scale), writes per round (1000). */
 #include "common.h"
@@ -17,6 +21,7 @@ typedef struct {
   long id, rounds, writes;
   size_t size;
   char* given; /* passive phase: the object the main thread handed over */
+  char* first; /* the object of its first round */
   pthread_barrier_t* start;
   char pad[64];
 } worker_t;
@@ -28,6 +33,8 @@ static void* worker(void* arg) {
     free(w->given);
   for (long round = 0; round < w->rounds; round++) {
     volatile char* p = xmalloc(w->size);
+    if (round == 0)
+      w->first = (char*)p;
     for (long k = 0; k < w->writes; k++) {
       for (size_t j = 0; j < w->size; j++)
         p[j] = (char)(p[j] + 1);
@@ -52,6 +59,7 @@ int main(int argc, char** argv) {
     die("calloc failed");
   pthread_barrier_t start;
   double secs[2];
+  long shared[2] = {0, 0};
   for (int phase = 0; phase < 2; phase++) {
     pthread_barrier_init(&start, NULL, (unsigned)threads);
     for (long i = 0; i < threads; i++) {
@@ -60,17 +68,27 @@ int main(int argc, char** argv) {
         given = xmalloc((size_t)size);
         given[0] = 1;
       }
-      w[i] = (worker_t){i, rounds, writes, (size_t)size, given, &start, {0}};
+      w[i] =
+          (worker_t){i, rounds, writes, (size_t)size, given, NULL, &start, {0}};
     }
     double t0 = now_sec();
     run_threads(threads, worker, w, sizeof(worker_t));
     secs[phase] = now_sec() - t0;
+    for (long i = 0; i < threads; i++) {
+      for (long j = i + 1; j < threads; j++) {
+        uintptr_t a = (uintptr_t)w[i].first, b = (uintptr_t)w[j].first;
+        if (a / 64 <= (b + (size_t)size - 1) / 64 &&
+            b / 64 <= (a + (size_t)size - 1) / 64)
+          shared[phase]++;
+      }
+    }
     pthread_barrier_destroy(&start);
   }
   free(w);
 
   double ops = 2.0 * (double)threads * (double)rounds * (double)writes;
   result_begin("falseshare", threads, ops, secs[0] + secs[1]);
-  printf(" active_seconds=%.6f passive_seconds=%.6f\n", secs[0], secs[1]);
+  printf(" active_seconds=%.6f passive_seconds=%.6f", secs[0], secs[1]);
+  printf(" active_shared=%ld passive_shared=%ld\n", shared[0], shared[1]);
   return 0;
 }

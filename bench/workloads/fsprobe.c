@@ -14,6 +14,12 @@
  *
  *   FSPROBE phase=active round_us=2.91,2.93 counted=15112,15101 same_line=0
  *
+ * As falseshare's run_threads, the main thread allocates the array of
+ * thread ids (16 bytes) before it makes the threads of a phase and frees
+ * it after it joined them: in a fresh process that is its first small
+ * block, allocated before the allocator's per-CPU caches start, and the
+ * first of the two objects it hands out in the passive phase.
+ *
  * Parameters: rounds per thread and phase (50000), writes per round
  * (1000), cpus=A,B (the first two this process may use). */
 #include <sched.h>
@@ -113,13 +119,14 @@ int main(int argc, char** argv) {
         die("calloc failed");
       g_p[i] = (prober_t){cpus[i], given, NULL, counted, 0, 0, {0}};
     }
-    pthread_t t[2];
+    pthread_t* t = xmalloc(2 * sizeof(pthread_t));
     for (int i = 0; i < 2; i++) {
       if (pthread_create(&t[i], NULL, prober, &g_p[i]) != 0)
         die("pthread_create failed");
     }
     for (int i = 0; i < 2; i++)
       pthread_join(t[i], NULL);
+    free(t);
     uintptr_t a = (uintptr_t)g_p[0].first, b = (uintptr_t)g_p[1].first;
     printf("FSPROBE phase=%s round_us=%.2f,%.2f counted=%ld,%ld same_line=%d\n",
            phase == 0 ? "active" : "passive", median_us(&g_p[0]),

@@ -134,32 +134,6 @@ START_TEST(remove_batch_gives_valid_objects) {
 
 END_TEST
 
-/// A refill for a CPU cache that carves fresh objects ends them on a
-/// 128-byte boundary (a pair of lines), within max; remove_batch does not.
-START_TEST(remove_to_line_ends_on_a_line_pair) {
-  static const size_t classes[] = {1, 3, 5, 7, 9};  // 16 to 144 bytes
-  for (size_t cls : classes) {
-    const rs::ClassInfo& ci = class_info(cls);
-    void* out[64];
-    int got = g_central[cls].remove_to_line(out, 1, 64);
-    ck_assert_int_ge(got, 1);
-    ck_assert_int_le(got, 8);  // sizes are multiples of 16
-    uintptr_t end = reinterpret_cast<uintptr_t>(out[got - 1]) + ci.size;
-    ck_assert_msg(end % 128 == 0, "class %zu (%u B): %d objects end at %#lx",
-                  cls, ci.size, got, static_cast<unsigned long>(end));
-    // The next refill starts a fresh pair of lines.
-    int more = g_central[cls].remove_to_line(out + got, 1, 1);
-    ck_assert_int_eq(more, 1);
-    ck_assert_uint_eq(reinterpret_cast<uintptr_t>(out[got]) % 128, 0);
-    // Without room to spare (max == n) nothing more is carved.
-    int one = g_central[cls].remove_batch(out + got + 1, 1);
-    ck_assert_int_eq(one, 1);
-    g_central[cls].insert_batch(out, got + 2);
-  }
-}
-
-END_TEST
-
 START_TEST(one_call_fills_a_large_request) {
   const size_t cls = 7;
   const rs::ClassInfo& ci = class_info(cls);
@@ -604,7 +578,6 @@ int main(void) {
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, remove_batch_gives_valid_objects);
   tcase_add_test(tc, one_call_fills_a_large_request);
-  tcase_add_test(tc, remove_to_line_ends_on_a_line_pair);
   tcase_add_test(tc, insert_returns_spans_to_the_heap);
   tcase_add_test(tc, many_spans_emptied_by_one_insert);
   tcase_add_test(tc, freed_objects_are_reused);
