@@ -21,7 +21,8 @@
  * first of the two objects it hands out in the passive phase.
  *
  * Parameters: rounds per thread and phase (50000), writes per round
- * (1000), cpus=A,B (the first two this process may use). */
+ * (1000). The threads are pinned to the first two CPUs this process may
+ * use (taskset chooses them). */
 #include <sched.h>
 
 #include "common.h"
