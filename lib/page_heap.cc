@@ -437,10 +437,10 @@ size_t PageHeap::freed_block_size(const void* p) {
   LockGuard guard(lock_);
   if (freed_ == nullptr)
     return 0;
+  uintptr_t page = addr(p) >> kPageShift;
   size_t kept = freed_next_ < kFreedRecords ? freed_next_ : kFreedRecords;
   for (size_t k = 1; k <= kept; k++) {  // the newest first
     const FreedRecord& r = freed_[(freed_next_ - k) % kFreedRecords];
-    uintptr_t page = addr(p) >> kPageShift;
     if (page < r.first_page || page - r.first_page >= r.pages)
       continue;
     return (addr(p) - (r.first_page << kPageShift)) % r.block == 0 ? r.block

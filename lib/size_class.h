@@ -26,7 +26,8 @@ namespace detail {
 struct ClassTable {
   ClassInfo info[kNumClasses];
   // ceil(2^64 / size), PageMap's slot check: an array of its own, so that
-  // free's full path indexes it by the class with no multiply.
+  // free's full path reaches it with one load scaled by the class (a field
+  // of the 24-byte ClassInfo took a shift and a register copy more).
   uint64_t check_mul[kNumClasses];
   // By (n + 15) / 16 for every small size: one lookup on the fast path.
   uint8_t index[kMaxSmallSize / 16 + 1];

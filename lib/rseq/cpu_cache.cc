@@ -306,7 +306,7 @@ size_t CpuCache::add_room(size_t cpu, size_t cls, size_t n, bool first_step) {
     return 0;
   // Big objects share a part of the budget, so that the small classes,
   // many objects each, still get room once the big ones have theirs.
-  bool big = limits_[cls].size >= kBigObject;
+  bool big = big_class(cls);
   if (big && st.big_bytes + bytes > budget_bytes_ / kBigShare && !first_allowed)
     return 0;
   // Growing only adds room: a section that read the old end is still right.
@@ -514,7 +514,7 @@ size_t CpuCache::restart_cpu(size_t cpu) {
     size_t held =
         static_cast<size_t>(fresh.current - fresh.begin) * limits_[cls].size;
     bytes += held;
-    if (limits_[cls].size >= kBigObject)
+    if (big_class(cls))
       big += held;
   }
   states_[cpu].capacity_bytes = bytes;

@@ -251,6 +251,10 @@ class CpuCache {
   /// Adds room to a class of a CPU (its lock held): after a pop found it
   /// empty (underflow), or a push found it full. False when it cannot.
   bool grow(size_t cpu, size_t cls, bool underflow);
+
+  /// Whether class cls counts in a CPU's big_bytes (kBigObject up).
+  bool big_class(size_t cls) const { return limits_[cls].size >= kBigObject; }
+
   /// Adds up to n slots of room to a class of a CPU (its lock held), as
   /// far as max_end and the byte budget allow (grow's first step of a
   /// class, `first_step`, may exceed the budget); returns how many.
