@@ -330,6 +330,8 @@ size_t CentralList::release_pages_of(Span* span) {
       g_release_refused = true;
       return 0;
     }
+    g_page_heap.unadvise_released(span->start() + lo * unit_bytes,
+                                  span->start() + hi * unit_bytes);
     released += (hi - lo) * unit_bytes;
     fresh &= hi < 64 ? ~((uint64_t{1} << hi) - 1) : 0;
   }

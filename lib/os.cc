@@ -202,21 +202,24 @@ uint64_t now_ms() {
          static_cast<uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-bool thp_always() {
+SystemThp system_thp() {
   char buf[128];
   int fd = open_read("/sys/kernel/mm/transparent_hugepage/enabled");
   if (fd < 0)
-    return false;
+    return SystemThp::kNever;
   long n = read(fd, buf, sizeof(buf) - 1);
   close(fd);
   if (n <= 0)
-    return false;
+    return SystemThp::kNever;
   static const char kAlways[] = "[always]";
+  static const char kMadvise[] = "[madvise]";
   for (long i = 0; i + 8 <= n; i++) {
     if (memcmp(buf + i, kAlways, 8) == 0)
-      return true;
+      return SystemThp::kAlways;
+    if (i + 9 <= n && memcmp(buf + i, kMadvise, 9) == 0)
+      return SystemThp::kMadvise;
   }
-  return false;
+  return SystemThp::kNever;
 }
 
 size_t system_page_size() {

@@ -60,9 +60,13 @@ bool random_bytes(void* buf, size_t len);
 /// Milliseconds from CLOCK_MONOTONIC_COARSE (vDSO; cheap).
 uint64_t now_ms();
 
-/// True when the system backs all anonymous memory with transparent huge
-/// pages ("[always]" in /sys/kernel/mm/transparent_hugepage/enabled).
-bool thp_always();
+/// The system's transparent huge page policy, the bracketed word of
+/// /sys/kernel/mm/transparent_hugepage/enabled: kAlways backs all
+/// anonymous memory with huge pages, kMadvise only what MADV_HUGEPAGE
+/// names, kNever none (also when the file is absent or unreadable).
+/// kUnknown (0) is for callers that have not read it yet.
+enum class SystemThp : uint8_t { kUnknown, kAlways, kMadvise, kNever };
+SystemThp system_thp();
 
 /// Size of the system's base page (AT_PAGESZ), e.g. 4096.
 size_t system_page_size();

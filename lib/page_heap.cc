@@ -110,9 +110,7 @@ bool PageHeap::grow(size_t n) {
     os::unmap(mem, bytes);
     return false;
   }
-  if (g_config.thp != ThpSetting::kAuto) {
-    os::advise_hugepage(mem, bytes, g_config.thp == ThpSetting::kAlways);
-  }
+  advise_chunk_locked(mem, bytes);
   stats_.heap_mapped_bytes += bytes;
   vg::make_noaccess(mem, bytes);  // no block here until one is handed out
   span->first_page = first;
@@ -554,6 +552,7 @@ bool PageHeap::move_mapping(Span* span, void* new_start, size_t new_bytes) {
 }
 
 size_t PageHeap::unmap_free_locked() {
+  forget_advised_locked();
   size_t unmapped = 0;
   for (size_t i = 0; i < 2 * (kExactLists + 1); i++) {
     Span** list = &free_[i / (kExactLists + 1)][i % (kExactLists + 1)];

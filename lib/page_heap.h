@@ -10,6 +10,7 @@
 #include "base.h"
 #include "lock.h"
 #include "meta_arena.h"
+#include "os.h"
 #include "span.h"
 
 namespace rs {
@@ -96,6 +97,12 @@ class PageHeap {
   /// pages only.
   bool huge_backed();
 
+  /// For a range of heap pages just returned to the OS: takes the huge-page
+  /// advice back from the huge pages it touches, when grow() gave them
+  /// that advice (page_heap_huge.cc). Without the lock: a central list
+  /// calls it under its own.
+  void unadvise_released(uintptr_t lo, uintptr_t hi);
+
   PageHeapStats stats();
 
   /// Where the counters live (metadata_bytes not kept there: it is the sum
@@ -155,7 +162,28 @@ class PageHeap {
   size_t trim_locked(size_t keep_bytes);
   size_t release_span(Span* span, size_t max_pages);
   bool huge_backed_locked();
+  os::SystemThp system_thp_locked();
+  void advise_chunk_locked(void* mem, size_t bytes);
+  void forget_advised_locked();
   void note_mapping_peak();
+
+  /// RSMALLOC_THP=auto where the system's setting is "madvise": the chunks
+  /// grow() maps once the heap holds this much address space get
+  /// MADV_HUGEPAGE (page_heap_huge.cc), at most kMaxAdvisedBytes of them
+  /// at once, in at most kMaxAdvisedRuns runs of adjacent chunks over the
+  /// process's life.
+  static constexpr size_t kHugeAdviceFromBytes = size_t{32} << 20;
+  static constexpr size_t kMaxAdvisedBytes = size_t{4} << 30;
+  static constexpr size_t kMaxAdvisedRuns = 32;
+
+  /// A run of adjacent chunks given huge-page advice, [lo, hi). Added and
+  /// widened under the lock; emptied (hi = lo) without it, by a CAS in
+  /// unadvise_released. Each bound is one atomic word, and a slot is never
+  /// reused, so any pair of bounds read covers heap chunks only.
+  struct AdvisedRun {
+    uintptr_t lo;
+    uintptr_t hi;
+  };
 
   Lock lock_;
   // Free spans by residency and length; [k][0] holds the longer ones.
@@ -166,8 +194,19 @@ class PageHeap {
   PageHeapStats stats_;  // counters (metadata_bytes computed)
   uint64_t next_decay_ms_;  // when maybe_decay() next does work
   bool cannot_release_;     // madvise refused (mlock): stop asking
-  int system_thp_;  // 1: system THP is "always", 2: not, 0: not read yet
-                    // (zero, so that no constructor runs at load time)
+  // The system's THP setting, kUnknown (zero: no constructor runs at load
+  // time) until read.
+  os::SystemThp system_thp_;
+
+  // The runs of advised chunks, mapped when the first chunk is advised (a
+  // table here would move the globals after it: a page fault more at
+  // start-up). Published with a release store.
+  struct AdvisedRuns {
+    size_t count;
+    AdvisedRun run[kMaxAdvisedRuns];
+  };
+
+  AdvisedRuns* advised_;
   uint64_t window_end_ms_;  // end of the current peak window
   size_t window_peak_;      // most bytes in use during the window
   size_t large_peak_;       // most bytes in large spans during the window

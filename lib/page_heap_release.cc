@@ -81,21 +81,8 @@ size_t PageHeap::release_span(Span* s, size_t max_pages) {
   }
   mid->released_pages = mid->num_pages;
   merge_insert(mid);
+  unadvise_released(lo, hi);
   return hi - lo;
-}
-
-bool PageHeap::huge_backed_locked() {
-  if (g_config.thp == ThpSetting::kAuto) {
-    if (system_thp_ == 0)
-      system_thp_ = os::thp_always() ? 1 : 2;
-    return system_thp_ == 1;
-  }
-  return g_config.thp == ThpSetting::kAlways;
-}
-
-bool PageHeap::huge_backed() {
-  LockGuard guard(lock_);
-  return huge_backed_locked();
 }
 
 size_t PageHeap::trim_locked(size_t keep_bytes) {

@@ -3,7 +3,8 @@
 # The settings do what rsmalloc(7) says (tests/settings_prog):
 # RSMALLOC_CPU_CACHE bounds cpu_cache_bytes in rsmalloc_stats_json();
 # RSMALLOC_THP=always/never shows in /proc/self/smaps for the heap's
-# mapping; RSMALLOC_STATS=1 prints the statistics at exit with consistent,
+# mapping, and so does auto's advice for a heap past 32 MiB on a system
+# whose setting is "madvise"; RSMALLOC_STATS=1 prints the statistics at exit with consistent,
 # plausible numbers; RSMALLOC_STATS=json prints JSON that parses and agrees.
 set -u
 LC_ALL=C
@@ -78,6 +79,25 @@ else
       check "RSMALLOC_THP=never: no huge pages in the heap mapping" \
         [ "${huge:-1}" = 0 ]
     fi
+  done
+fi
+
+# --- RSMALLOC_THP=auto where the system's setting is "madvise" ---------------
+# Past 32 MiB of heap the chunks get MADV_HUGEPAGE (lib/page_heap_huge.cc):
+# the first object's mapping is not eligible, the last one's is; after
+# frees and malloc_trim released pages among them, none is any more.
+if [ ! -r "$thp" ] || ! grep -q '\[madvise\]' "$thp"; then
+  skip "RSMALLOC_THP=auto: the system's THP setting is not madvise"
+else
+  for probe in "first" "last" "last trim"; do
+    # shellcheck disable=SC2086 # probe is two words for the trim case
+    env -u RSMALLOC_THP "$prog" thp $probe >"$tmp/thp.auto" 2>&1
+    eligible=$(sed -n 's/^THPeligible //p' "$tmp/thp.auto")
+    want=0
+    [ "$probe" = last ] && want=1
+    check "RSMALLOC_THP=auto, madvise system, thp $probe: THPeligible ${eligible:-none}, want $want" \
+      [ "$eligible" = "$want" ] ||
+      show "$tmp/thp.auto"
   done
 fi
 

@@ -3,13 +3,17 @@
  * the shell test judges:
  *   cache  fills the CPU cache with many classes, prints
  *          rsmalloc_stats_json()
- *   thp    touches 64 MiB of small objects, prints the smaps fields of the
- *          mapping that holds them ("mapping ...", "AnonHugePages N",
- *          "THPeligible N")
+ *   thp [first|last] [trim]
+ *          touches 64 MiB of small objects, prints the smaps fields of the
+ *          mapping that holds the middle one, or the first or last
+ *          ("mapping ...", "AnonHugePages N", "THPeligible N"); with trim,
+ *          first frees all but one object in 64 and calls malloc_trim(0)
+ *          (the last one probed is then the last survivor)
  *   hold   keeps SMALL bytes in 10000-byte blocks and one LARGE-byte block
  *          live at exit, prints "small_held N", "large_held N", "mode M" */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +49,8 @@ static int phase_cache(void) {
   return 0;
 }
 
-static int phase_thp(void) {
-  enum { kSize = 1024, kCount = 64 * 1024 };
+static int phase_thp(const char* at, int trim) {
+  enum { kSize = 1024, kCount = 64 * 1024, kKeep = 64 };
 
   static void* p[kCount];
   for (int i = 0; i < kCount; i++) {
@@ -55,7 +59,21 @@ static int phase_thp(void) {
       return 1;
     memset(p[i], 1, kSize);
   }
-  uintptr_t probe = (uintptr_t)p[kCount / 2];
+  int index = kCount / 2;
+  if (strcmp(at, "first") == 0)
+    index = 0;
+  else if (strcmp(at, "last") == 0)
+    index = kCount - kKeep;
+  if (trim) {
+    for (int i = 0; i < kCount; i++) {
+      if (i % kKeep != 0) {
+        free(p[i]);
+        p[i] = NULL;
+      }
+    }
+    malloc_trim(0);
+  }
+  uintptr_t probe = (uintptr_t)p[index];
   /* Read smaps whole with raw calls: nothing allocates meanwhile. */
   static char buf[4 << 20];
   int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
@@ -122,9 +140,12 @@ int main(int argc, char** argv) {
   if (argc >= 2 && strcmp(argv[1], "cache") == 0)
     return phase_cache();
   if (argc >= 2 && strcmp(argv[1], "thp") == 0)
-    return phase_thp();
+    return phase_thp(argc >= 3 ? argv[2] : "middle",
+                     argc >= 4 && strcmp(argv[3], "trim") == 0);
   if (argc == 4 && strcmp(argv[1], "hold") == 0)
     return phase_hold(strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10));
-  fprintf(stderr, "usage: settings_prog cache | thp | hold SMALL LARGE\n");
+  fprintf(stderr,
+          "usage: settings_prog cache | thp [first|last] [trim] | hold SMALL "
+          "LARGE\n");
   return 2;
 }
