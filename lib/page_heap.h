@@ -167,7 +167,7 @@ class PageHeap {
   void forget_advised_locked();
   void note_mapping_peak();
 
-  /// RSMALLOC_THP=auto where the system's setting is "madvise": the chunks
+  /// RSMALLOC_THP=grown where the system's setting is "madvise": the chunks
   /// grow() maps once the heap holds this much address space get
   /// MADV_HUGEPAGE (page_heap_huge.cc), at most kMaxAdvisedBytes of them
   /// at once, in at most kMaxAdvisedRuns runs of adjacent chunks over the

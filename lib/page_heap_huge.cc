@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
-// Core layer: the page heap's transparent huge pages. Where the system
-// backs with huge pages only what a program asks for ("madvise", Debian's
-// default), a heap that has grown past kHugeAdviceFromBytes asks for them
-// on the chunks it maps from then on: a program that builds a large live
-// set faults its heap in 2 MiB at a time instead of 4 KiB (512 times fewer
-// page faults) and misses in the TLB less when it frees objects all over
-// it (docs/benchmarks.md, "memory: where the time goes"). Small programs
-// never reach the threshold, so their footprint stays in 4 KiB pages.
+// Core layer: the page heap's transparent huge pages (RSMALLOC_THP).
+//
+// RSMALLOC_THP=grown, where the system backs with huge pages only what a
+// program asks for ("madvise", Debian's default): a heap that has grown
+// past kHugeAdviceFromBytes asks for them on the chunks it maps from then
+// on. A program that builds a large live set then faults its heap in
+// 2 MiB at a time instead of 4 KiB (512 times fewer page faults) and
+// misses in the TLB less when it frees objects all over it; small
+// programs never reach the threshold and keep 4 KiB pages. Not the
+// default: where the kernel reports free memory to a hypervisor (virtio
+// free page reporting), a huge page taken from memory the host has
+// reclaimed costs 40 times a warm one to clear (docs/benchmarks.md,
+// "memory: where the time goes").
 //
 // Pages of a huge page still go back one by one (a partly used span's free
 // pages, the decay's free spans): the kernel splits the huge page, and the
@@ -23,9 +28,10 @@
 namespace rs {
 
 bool PageHeap::huge_backed_locked() {
-  if (g_config.thp == ThpSetting::kAuto)
+  ThpSetting thp = g_config.thp;
+  if (thp == ThpSetting::kAuto || thp == ThpSetting::kGrown)
     return system_thp_locked() == os::SystemThp::kAlways;
-  return g_config.thp == ThpSetting::kAlways;
+  return thp == ThpSetting::kAlways;
 }
 
 bool PageHeap::huge_backed() {
@@ -40,7 +46,9 @@ os::SystemThp PageHeap::system_thp_locked() {
 }
 
 void PageHeap::advise_chunk_locked(void* mem, size_t bytes) {
-  if (g_config.thp != ThpSetting::kAuto) {
+  if (g_config.thp == ThpSetting::kAuto)
+    return;  // the kernel's policy alone
+  if (g_config.thp != ThpSetting::kGrown) {
     // The setting's advice on every chunk, as the man page says.
     os::advise_hugepage(mem, bytes, g_config.thp == ThpSetting::kAlways);
     return;

@@ -84,6 +84,8 @@ bool parse_thp(const char* s, ThpSetting* out) {
     *out = ThpSetting::kAlways;
   } else if (equals(s, "never")) {
     *out = ThpSetting::kNever;
+  } else if (equals(s, "grown")) {
+    *out = ThpSetting::kGrown;
   } else {
     return false;
   }
@@ -127,6 +129,8 @@ const char* thp_name(ThpSetting t) {
       return "always";
     case ThpSetting::kNever:
       return "never";
+    case ThpSetting::kGrown:
+      return "grown";
     case ThpSetting::kAuto:
       break;
   }
@@ -247,7 +251,7 @@ bool load_config() {
   read_setting("RSMALLOC_DECAY_MS", &g_config.decay_ms, parse_decay,
                "milliseconds from 0 to 3600000");
   read_setting("RSMALLOC_THP", &g_config.thp, parse_thp,
-               "auto, always or never");
+               "auto, always, never or grown");
   read_setting("RSMALLOC_STATS", &g_config.stats, parse_stats, "0, 1 or json");
   read_setting("RSMALLOC_BACKGROUND", &g_config.background, parse_bool,
                "0 or 1");

@@ -11,7 +11,9 @@
 namespace rs {
 
 enum class RseqSetting : uint8_t { kAuto, kOff };
-enum class ThpSetting : uint8_t { kAuto, kAlways, kNever };
+/// RSMALLOC_THP: kGrown gives huge-page advice to the chunks a heap maps
+/// once it has grown past 32 MiB (page_heap_huge.cc).
+enum class ThpSetting : uint8_t { kAuto, kAlways, kNever, kGrown };
 enum class StatsSetting : uint8_t { kOff, kText, kJson };
 
 /// The effective settings; defaults until load_config() has run.

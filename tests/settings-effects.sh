@@ -3,7 +3,7 @@
 # The settings do what rsmalloc(7) says (tests/settings_prog):
 # RSMALLOC_CPU_CACHE bounds cpu_cache_bytes in rsmalloc_stats_json();
 # RSMALLOC_THP=always/never shows in /proc/self/smaps for the heap's
-# mapping, and so does auto's advice for a heap past 32 MiB on a system
+# mapping, and so does grown's advice for a heap past 32 MiB on a system
 # whose setting is "madvise"; RSMALLOC_STATS=1 prints the statistics at exit with consistent,
 # plausible numbers; RSMALLOC_STATS=json prints JSON that parses and agrees.
 set -u
@@ -82,23 +82,29 @@ else
   done
 fi
 
-# --- RSMALLOC_THP=auto where the system's setting is "madvise" ---------------
+# --- RSMALLOC_THP=grown where the system's setting is "madvise" --------------
 # Past 32 MiB of heap the chunks get MADV_HUGEPAGE (lib/page_heap_huge.cc):
 # the first object's mapping is not eligible, the last one's is; after
 # frees and malloc_trim released pages among them, none is any more.
 if [ ! -r "$thp" ] || ! grep -q '\[madvise\]' "$thp"; then
-  skip "RSMALLOC_THP=auto: the system's THP setting is not madvise"
+  skip "RSMALLOC_THP=grown: the system's THP setting is not madvise"
 else
   for probe in "first" "last" "last trim"; do
     # shellcheck disable=SC2086 # probe is two words for the trim case
-    env -u RSMALLOC_THP "$prog" thp $probe >"$tmp/thp.auto" 2>&1
-    eligible=$(sed -n 's/^THPeligible //p' "$tmp/thp.auto")
+    RSMALLOC_THP=grown "$prog" thp $probe >"$tmp/thp.grown" 2>&1
+    eligible=$(sed -n 's/^THPeligible //p' "$tmp/thp.grown")
     want=0
     [ "$probe" = last ] && want=1
-    check "RSMALLOC_THP=auto, madvise system, thp $probe: THPeligible ${eligible:-none}, want $want" \
+    check "RSMALLOC_THP=grown, madvise system, thp $probe: THPeligible ${eligible:-none}, want $want" \
       [ "$eligible" = "$want" ] ||
-      show "$tmp/thp.auto"
+      show "$tmp/thp.grown"
   done
+  # The default gives no advice, however large the heap.
+  env -u RSMALLOC_THP "$prog" thp last >"$tmp/thp.auto" 2>&1
+  eligible=$(sed -n 's/^THPeligible //p' "$tmp/thp.auto")
+  check "RSMALLOC_THP=auto, madvise system, thp last: THPeligible ${eligible:-none}, want 0" \
+    [ "$eligible" = 0 ] ||
+    show "$tmp/thp.auto"
 fi
 
 # --- RSMALLOC_STATS=1 ---------------------------------------------------------

@@ -261,17 +261,17 @@ START_TEST(bad_value_reported_once_and_default_kept) {
     const char* name;
     const char* value;
   } bad[] = {
-      {"RSMALLOC_DISABLE", "yes"},  {"RSMALLOC_DISABLE", "2"},
-      {"RSMALLOC_VERBOSE", "true"}, {"RSMALLOC_RSEQ", "off"},
-      {"RSMALLOC_RSEQ", "2"},       {"RSMALLOC_CPU_CACHE", "12x"},
-      {"RSMALLOC_CPU_CACHE", "4K"}, {"RSMALLOC_CPU_CACHE", "2G"},
-      {"RSMALLOC_CPU_CACHE", "-1"}, {"RSMALLOC_DECAY_MS", "-1"},
-      {"RSMALLOC_DECAY_MS", " 1"},  {"RSMALLOC_DECAY_MS", "3600001"},
-      {"RSMALLOC_DECAY_MS", "1s"},  {"RSMALLOC_DECAY_MS", ""},
-      {"RSMALLOC_THP", "madvise"},  {"RSMALLOC_THP", "Always"},
-      {"RSMALLOC_STATS", "2"},      {"RSMALLOC_STATS", "JSON"},
-      {"RSMALLOC_BACKGROUND", "2"}, {"RSMALLOC_BACKGROUND", "yes"},
-      {"RSMALLOC_BACKGROUND", ""},
+      {"RSMALLOC_DISABLE", "yes"},    {"RSMALLOC_DISABLE", "2"},
+      {"RSMALLOC_VERBOSE", "true"},   {"RSMALLOC_RSEQ", "off"},
+      {"RSMALLOC_RSEQ", "2"},         {"RSMALLOC_CPU_CACHE", "12x"},
+      {"RSMALLOC_CPU_CACHE", "4K"},   {"RSMALLOC_CPU_CACHE", "2G"},
+      {"RSMALLOC_CPU_CACHE", "-1"},   {"RSMALLOC_DECAY_MS", "-1"},
+      {"RSMALLOC_DECAY_MS", " 1"},    {"RSMALLOC_DECAY_MS", "3600001"},
+      {"RSMALLOC_DECAY_MS", "1s"},    {"RSMALLOC_DECAY_MS", ""},
+      {"RSMALLOC_THP", "madvise"},    {"RSMALLOC_THP", "Always"},
+      {"RSMALLOC_THP", "Grown"},      {"RSMALLOC_STATS", "2"},
+      {"RSMALLOC_STATS", "JSON"},     {"RSMALLOC_BACKGROUND", "2"},
+      {"RSMALLOC_BACKGROUND", "yes"}, {"RSMALLOC_BACKGROUND", ""},
   };
 
   for (const auto& b : bad) {
@@ -357,6 +357,7 @@ START_TEST(boundary_values_accepted) {
       {"RSMALLOC_THP", "auto"},         {"RSMALLOC_STATS", "0"},
       {"RSMALLOC_STATS", "1"},          {"RSMALLOC_DISABLE", "0"},
       {"RSMALLOC_BACKGROUND", "0"},     {"RSMALLOC_BACKGROUND", "1"},
+      {"RSMALLOC_THP", "grown"},
   };
 
   for (const auto& g : good) {
