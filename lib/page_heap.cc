@@ -110,8 +110,18 @@ bool PageHeap::grow(size_t n) {
     os::unmap(mem, bytes);
     return false;
   }
+  // RSMALLOC_THP=always or never decides for every chunk. Under auto, the
+  // chunks of a small heap refuse huge pages: where the system's policy is
+  // "always", the first touch of a chunk (2 MiB, aligned) would fault in a
+  // whole huge page for a process that uses a few KiB, and every process
+  // of a machine with rsmalloc in /etc/ld.so.preload would pay 2 MiB. Past
+  // kSmallHeapBytes the system's policy applies, as it does to glibc's
+  // heap, which gets huge pages only once it spans aligned 2 MiB ranges
+  // (and so does a first chunk mapped larger than that, for a big block).
   if (g_config.thp != ThpSetting::kAuto) {
     os::advise_hugepage(mem, bytes, g_config.thp == ThpSetting::kAlways);
+  } else if (stats_.heap_mapped_bytes + bytes <= kSmallHeapBytes) {
+    os::advise_hugepage(mem, bytes, false);
   }
   stats_.heap_mapped_bytes += bytes;
   vg::make_noaccess(mem, bytes);  // no block here until one is handed out

@@ -31,6 +31,10 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
     void* leaf = os::map(sizeof(Leaf));
     if (leaf == nullptr)
       return false;
+    // Touched a few entries at a time: a huge page here (the system's THP
+    // policy "always", or khugepaged collapsing it later) would make 2 MiB
+    // resident for a few KiB of entries.
+    os::advise_hugepage(leaf, sizeof(Leaf), false);
     __atomic_fetch_add(&leaf_bytes_, sizeof(Leaf), __ATOMIC_RELAXED);
     __atomic_store_n(&root_[i], static_cast<Leaf*>(leaf), __ATOMIC_RELEASE);
   }
