@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: MIT
 # The start-up cost rsmalloc puts on every process it is preloaded into,
 # counted in system calls under strace (a count, not a timing: the machine
-# may be busy). The first malloc makes five: getrandom (the secrets), the
+# may be busy). The first malloc makes four: getrandom (the secrets), the
 # mappings of the heap chunk and the page-map leaf (plus munmaps where the
-# kernel does not align the chunk) and a madvise of each that refuses huge
+# kernel does not align the chunk), and uname: both mappings refuse huge
 # pages (a small heap under RSMALLOC_THP=auto, and any page-map leaf: where
 # the system's policy is "always", 4 MiB of huge pages a process
-# otherwise); none is a per-CPU cache's (the
+# otherwise), which MAP_STACK says from Linux 6.7 on and a madvise of each
+# before (uname tells which); none is a per-CPU cache's (the
 # sysfs read of the possible CPUs, membarrier, the regions' mapping and
 # madvise): the caches start at the 16th slow path, which the next calls
 # reach. The first span descriptors need no mapping. In both cache modes.
@@ -77,8 +78,8 @@ for rseq in auto 0; do
     continue
   fi
   between "$out" -101 -102 >"$tmp/first"
-  check "RSMALLOC_RSEQ=$rseq: the first malloc calls only getrandom, mmap, munmap, madvise" \
-    sh -c "! grep -q -v -x -e getrandom -e mmap -e munmap -e madvise '$tmp/first'" ||
+  check "RSMALLOC_RSEQ=$rseq: the first malloc calls only getrandom, mmap, munmap, uname, madvise" \
+    sh -c "! grep -q -v -x -e getrandom -e mmap -e munmap -e uname -e madvise '$tmp/first'" ||
     show "$tmp/first"
   maps=$(grep -c -x mmap "$tmp/first")
   advice=$(grep -c -x madvise "$tmp/first")
