@@ -9,9 +9,8 @@
 # the system's policy is "always", 4 MiB of huge pages a process
 # otherwise), which MAP_STACK says from Linux 6.7 on and a madvise of each
 # before (uname tells which); none is a per-CPU cache's (the
-# sysfs read of the possible CPUs, membarrier, the regions' mapping and
-# madvise): the caches start at the 16th slow path, which the next calls
-# reach. The first span descriptors need no mapping. In both cache modes.
+# sysfs read of the possible CPUs, membarrier, the regions' mapping):
+# the caches start at the 16th slow path, which the next calls reach. The first span descriptors need no mapping. In both cache modes.
 # Skipped without strace, or where it cannot trace (no ptrace).
 #
 # Also the page faults of the first malloc and free in data (getrusage in
@@ -95,7 +94,7 @@ for rseq in auto 0; do
     sh -c "! grep -q -e openat -e membarrier -e madvise '$tmp/next'" ||
     show "$tmp/next"
   between "$out" -103 -104 >"$tmp/later"
-  check "RSMALLOC_RSEQ=$rseq: the caches start by the 16th call (madvise of the regions)" \
-    grep -q madvise "$tmp/later" || show "$tmp/later"
+  check "RSMALLOC_RSEQ=$rseq: the caches start by the 16th call (the sysfs read of the CPUs)" \
+    grep -q openat "$tmp/later" || show "$tmp/later"
 done
 finish
