@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 
 namespace rs::os {
 namespace {
@@ -64,21 +65,58 @@ long L(const void* p) {
 
 }  // namespace
 
-void* map(size_t size) {
+void* map(size_t size, bool no_huge) {
+  // MAP_STACK: since Linux 6.7 it marks the mapping VM_NOHUGEPAGE (and
+  // nothing else); before, it does nothing (refuse_huge_pages then advises).
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (no_huge)
+    flags |= MAP_STACK;
 #if defined(__x86_64__)
   long ret = sys(SYS_mmap, 0, static_cast<long>(size), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                 flags, -1, 0);
   return failed(ret) ? nullptr : ptr_at<void>(static_cast<uintptr_t>(ret));
 #else
   // Not SYS_mmap: on i386 and s390x it is old_mmap, which takes a pointer
   // to its arguments, and 32-bit ARM has only mmap2. glibc's mmap picks
   // the right call and does not allocate; errno is kept as sys() keeps it.
   int saved = errno;
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
   errno = saved;
   return p == MAP_FAILED ? nullptr : p;
 #endif
+}
+
+namespace {
+
+// 1: the kernel marks MAP_STACK mappings VM_NOHUGEPAGE (6.7 and later);
+// 2: it does not; 0: not asked yet.
+int g_stack_refuses_huge = 0;
+
+bool stack_refuses_huge() {
+  int known = __atomic_load_n(&g_stack_refuses_huge, __ATOMIC_RELAXED);
+  if (known == 0) {
+    struct utsname u;
+    long major = 0, minor = 0;
+    if (!failed(sys(SYS_uname, L(&u)))) {
+      const char* s = u.release;
+      for (; *s >= '0' && *s <= '9'; s++)
+        major = major * 10 + (*s - '0');
+      if (*s == '.') {
+        for (s++; *s >= '0' && *s <= '9'; s++)
+          minor = minor * 10 + (*s - '0');
+      }
+    }
+    known = major > 6 || (major == 6 && minor >= 7) ? 1 : 2;
+    __atomic_store_n(&g_stack_refuses_huge, known, __ATOMIC_RELAXED);
+  }
+  return known == 1;
+}
+
+}  // namespace
+
+void refuse_huge_pages(void* p, size_t size) {
+  if (!stack_refuses_huge())
+    advise_hugepage(p, size, false);
 }
 
 namespace {
@@ -90,18 +128,18 @@ bool g_exact_maps_align = true;
 
 }  // namespace
 
-void* map_aligned(size_t size, size_t align) {
+void* map_aligned(size_t size, size_t align, bool no_huge) {
   if (size + align < size)
     return nullptr;
   if (align > kPageSize && size % align == 0 &&
       __atomic_load_n(&g_exact_maps_align, __ATOMIC_RELAXED)) {
-    void* p = map(size);
+    void* p = map(size, no_huge);
     if (p == nullptr || (addr(p) & (align - 1)) == 0)
       return p;
     unmap(p, size);
     __atomic_store_n(&g_exact_maps_align, false, __ATOMIC_RELAXED);
   }
-  char* raw = static_cast<char*>(map(size + align));
+  char* raw = static_cast<char*>(map(size + align, no_huge));
   if (raw == nullptr)
     return nullptr;
   uintptr_t start = align_up(addr(raw), align);

@@ -93,13 +93,24 @@ bool PageHeap::grow(size_t n) {
   if (n > (SIZE_MAX >> kPageShift) / 2)
     return false;
   size_t bytes = align_up(n << kPageShift, kChunkBytes);
-  void* mem = os::map_aligned(bytes, kChunkBytes);
+  // RSMALLOC_THP=always or never decides for every chunk. Under auto (and
+  // grown), the chunks of a small heap refuse huge pages: where the system's
+  // policy is "always", the first touch of a chunk (2 MiB, aligned) would fault
+  // in a whole huge page for a process that uses a few KiB, and every process
+  // of a machine with rsmalloc in /etc/ld.so.preload would pay 2 MiB. Past
+  // kSmallHeapBytes the system's policy applies, as it does to glibc's
+  // heap, which gets huge pages only once it spans aligned 2 MiB ranges
+  // (and so does a first chunk mapped larger than that, for a big block).
+  bool no_huge = g_config.thp == ThpSetting::kNever ||
+                 (g_config.thp != ThpSetting::kAlways &&
+                  stats_.heap_mapped_bytes + bytes <= kSmallHeapBytes);
+  void* mem = os::map_aligned(bytes, kChunkBytes, no_huge);
   if (mem == nullptr) {  // a tight RLIMIT_AS: ask for just what is needed
     bytes = n << kPageShift;
-    mem = os::map_aligned(bytes, kPageSize);
+    mem = os::map_aligned(bytes, kPageSize, no_huge);
   }
   if (mem == nullptr && unmap_free_locked() > 0) {
-    mem = os::map_aligned(bytes, kPageSize);  // address space came back
+    mem = os::map_aligned(bytes, kPageSize, no_huge);  // address space back
   }
   if (mem == nullptr)
     return false;
@@ -110,7 +121,10 @@ bool PageHeap::grow(size_t n) {
     os::unmap(mem, bytes);
     return false;
   }
-  advise_chunk_locked(mem, bytes);
+  if (no_huge)
+    os::refuse_huge_pages(mem, bytes);
+  else
+    advise_chunk_locked(mem, bytes);  // always, or grown past 32 MiB
   stats_.heap_mapped_bytes += bytes;
   vg::make_noaccess(mem, bytes);  // no block here until one is handed out
   span->first_page = first;

@@ -116,6 +116,9 @@ class PageHeap {
  private:
   static constexpr size_t kExactLists = 128;  // lists for 1..128 pages
   static constexpr size_t kChunkBytes = kHugePageSize;
+  // Under RSMALLOC_THP=auto, chunks mapped while the heap is smaller than
+  // this refuse huge pages (grow()).
+  static constexpr size_t kSmallHeapBytes = 8u << 20;
   static constexpr size_t kMinSlackBytes = 2u << 20;  // resident free kept
   static constexpr size_t kPeakKeepDivisor = 8;   // of the window's peak, kept
   static constexpr uint64_t kRegrowWindows = 16;  // decay times a trim counts

@@ -46,13 +46,12 @@ os::SystemThp PageHeap::system_thp_locked() {
 }
 
 void PageHeap::advise_chunk_locked(void* mem, size_t bytes) {
-  if (g_config.thp == ThpSetting::kAuto)
-    return;  // the kernel's policy alone
-  if (g_config.thp != ThpSetting::kGrown) {
-    // The setting's advice on every chunk, as the man page says.
-    os::advise_hugepage(mem, bytes, g_config.thp == ThpSetting::kAlways);
-    return;
-  }
+  // grow() refused huge pages already for never, and for auto and grown
+  // while the heap is small.
+  if (g_config.thp == ThpSetting::kAlways)
+    os::advise_hugepage(mem, bytes, true);
+  if (g_config.thp != ThpSetting::kGrown)
+    return;  // auto: the kernel's policy
   uintptr_t lo = addr(mem), hi = lo + bytes;
   // Whole huge pages only (a chunk is, unless a tight RLIMIT_AS made grow
   // map just what it needed); the first chunks never (heap_mapped_bytes

@@ -28,9 +28,13 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
     if (!__atomic_compare_exchange_n(&root_[i], &current, nullptr, false,
                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
       continue;  // a leaf is there
-    void* leaf = os::map(sizeof(Leaf));
+    // Touched a few entries at a time: a huge page here (the system's THP
+    // policy "always", or khugepaged collapsing it later) would make 2 MiB
+    // resident for a few KiB of entries.
+    void* leaf = os::map(sizeof(Leaf), true);
     if (leaf == nullptr)
       return false;
+    os::refuse_huge_pages(leaf, sizeof(Leaf));
     __atomic_fetch_add(&leaf_bytes_, sizeof(Leaf), __ATOMIC_RELAXED);
     __atomic_store_n(&root_[i], static_cast<Leaf*>(leaf), __ATOMIC_RELEASE);
   }

@@ -82,6 +82,32 @@ else
   done
 fi
 
+# --- huge pages a small process never takes ---------------------------------
+# rsmalloc's page-map leaves always refuse huge pages, and so, under the
+# default RSMALLOC_THP=auto (and grown), do the chunks of a heap under 8 MiB: with the
+# system's policy at "always", each would fault in a 2 MiB page for a process
+# that uses a few KiB. A heap past 8 MiB follows the system's policy.
+if [ ! -r "$thp" ]; then
+  skip "huge pages refused: $thp is absent"
+else
+  for setting in auto never grown; do
+    RSMALLOC_THP=$setting "$prog" small >"$tmp/small.$setting" 2>&1
+    total=$(grep -c '^anon ' "$tmp/small.$setting")
+    refused=$(grep -c '^anon .* nohuge 1 ' "$tmp/small.$setting")
+    block=$(grep -c '^anon .* nohuge 1 holds_block 1' "$tmp/small.$setting")
+    good=no
+    [ "$total" -ge 1 ] && [ "$refused" = "$total" ] && [ "$block" = 1 ] &&
+      good=yes
+    check "RSMALLOC_THP=$setting, one malloc: $refused of $total anonymous mappings of 2 MiB or more refuse huge pages, the block's among them" \
+      [ "$good" = yes ] ||
+      show "$tmp/small.$setting"
+  done
+  RSMALLOC_THP=auto "$prog" thp >"$tmp/thp.auto" 2>&1
+  check "RSMALLOC_THP=auto, 64 MiB heap: its middle follows the system's policy" \
+    grep -q '^nohuge 0$' "$tmp/thp.auto" ||
+    show "$tmp/thp.auto"
+fi
+
 # --- RSMALLOC_THP=grown where the system's setting is "madvise" --------------
 # Past 32 MiB of heap the chunks get MADV_HUGEPAGE (lib/page_heap_huge.cc):
 # the first object's mapping is not eligible, the last one's is; after

@@ -84,11 +84,11 @@ bool CpuCache::map_regions() {
   // One mapping, one system call at start-up: the regions, then the states.
   size_t regions_bytes = num_cpus_ << kRegionShift;
   size_t states_bytes = align_up(num_cpus_ * sizeof(CpuState), kPageSize);
-  char* mem = static_cast<char*>(os::map(regions_bytes + states_bytes));
+  // Regions are touched sparsely; a huge page would make RSS lie.
+  char* mem = static_cast<char*>(os::map(regions_bytes + states_bytes, true));
   if (mem == nullptr)
     return false;
-  // Regions are touched sparsely; a huge page would make RSS lie.
-  os::advise_hugepage(mem, regions_bytes + states_bytes, false);
+  os::refuse_huge_pages(mem, regions_bytes + states_bytes);
   regions_ = mem;
   states_ = ptr_at<CpuState>(addr(mem) + regions_bytes);
   return true;
