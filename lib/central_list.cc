@@ -13,7 +13,6 @@ CentralList g_central[kNumClasses];
 
 namespace {
 
-RS_STARTUP_DATA uintptr_t g_secret;
 // The facade's free mark, for reclaimed objects.
 RS_STARTUP_DATA uintptr_t g_mark;
 // 0: no releases inside spans in use.
@@ -30,49 +29,50 @@ bool checks_started() {
   return __atomic_load_n(&g_checks_started, __ATOMIC_ACQUIRE);
 }
 
-/// A free object's link as stored in its first word.
-uintptr_t encode(void* next, void* at) {
-  return addr(next) ^ addr(at) ^ g_secret;
+// A span's free objects are the bits of its free_bits (span.h), not a
+// list threaded through them: a refill reads the descriptor's bitmap, one
+// cache line, instead of a link in every freed object (a miss per object
+// once they have gone cold: a program that frees most of its heap and
+// allocates it again), and a drain writes nothing into the objects.
+
+bool is_free(const Span* span, size_t i) {
+  return (span->free_bits[i / 64] >> (i % 64)) & 1;
 }
 
-void* decode(uintptr_t stored, void* at) {
-  return ptr_at<void>(stored ^ addr(at) ^ g_secret);
+void set_free(Span* span, size_t i) {
+  span->free_bits[i / 64] |= uint64_t{1} << (i % 64);
+  span->num_free++;
 }
 
-/// The prefetch hint: a free object of a class of 32 B or more holds in
-/// its third word the object two places after it on its span's free list,
-/// when that was known without a cache miss (else none). The list is a
-/// chain of dependent loads, each a miss once the objects have gone cold (a
-/// program that frees most of its heap and allocates again), and the hint
-/// lets a pop start the miss after next while the next is on its way. It
-/// is only ever prefetched, never followed: a stale or overwritten hint
-/// (a relinked list, a write after free) costs a useless prefetch. Encoded
-/// as the link is, so that no raw heap address is left in a block the
-/// program gets back. Not under valgrind, whose memcheck would see the
-/// reads.
-bool with_hints(const ClassInfo& ci) {
-  return ci.size >= 4 * sizeof(uintptr_t) && !vg::g_annotate;
+void clear_free(Span* span, size_t i) {
+  span->free_bits[i / 64] &= ~(uint64_t{1} << (i % 64));
+  span->num_free--;
 }
 
-/// Writes obj's hint; obj's link is written and points at the old head.
-/// `head_hot`: that head was freed in the same batch just before obj, so
-/// its link is in the cache and gives the object after it for free.
-void write_hint(void* obj, bool head_hot) {
-  void* head = decode(*static_cast<uintptr_t*>(obj), obj);
-  void* after = nullptr;
-  if (head_hot && head != nullptr)
-    after = decode(*static_cast<uintptr_t*>(head), head);
-  static_cast<uintptr_t*>(obj)[2] = encode(after, obj);
+/// Takes the free object of the lowest address: its index. The span has
+/// one (num_free > 0).
+size_t take_lowest(Span* span) {
+  size_t w = 0;
+  while (span->free_bits[w] == 0)
+    w++;
+  uint64_t bits = span->free_bits[w];
+  span->free_bits[w] = bits & (bits - 1);
+  span->num_free--;
+  return w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
+}
+
+/// Empties the bitmap, whose words the page heap's fields share once the
+/// span is no longer kSmall.
+void clear_all(Span* span) {
+  for (size_t w = 0; w < kSpanBitWords; w++)
+    span->free_bits[w] = 0;
+  span->num_free = 0;
 }
 
 }  // namespace
 
 uint8_t CentralList::cls() const {
   return static_cast<uint8_t>(this - g_central);
-}
-
-void set_free_list_secret(uintptr_t secret) {
-  g_secret = secret | 1;
 }
 
 void set_free_mark(uintptr_t mark) {
@@ -150,6 +150,12 @@ size_t masked_bytes(const Span* span) {
 /// One bit per object of a span (at most kPageSize / kMinAlign of them).
 class ObjectBits {
  public:
+  /// Starts from a span's free objects.
+  explicit ObjectBits(const Span* span) {
+    for (size_t w = 0; w < kSpanBitWords; w++)
+      words_[w] = span->free_bits[w];
+  }
+
   void set(size_t i) { words_[i / 64] |= uint64_t{1} << (i % 64); }
 
   bool test(size_t i) const { return (words_[i / 64] >> (i % 64)) & 1; }
@@ -164,8 +170,7 @@ class ObjectBits {
   }
 
  private:
-  static constexpr size_t kMaxObjects = kPageSize / kMinAlign;
-  uint64_t words_[kMaxObjects / 64] = {};
+  uint64_t words_[kSpanBitWords];
 };
 
 }  // namespace
@@ -230,8 +235,8 @@ void CentralList::mark_tail(Span* span) {
 }
 
 void CentralList::reclaim(Span* span) {
-  // Every object on a released unit is free and off the list (see
-  // release_pages_of): put them back. Writing their links faults the
+  // Every object on a released unit is free and off the bitmap (see
+  // release_pages_of): put them back. Writing their free marks faults the
   // pages in again, as handing them out would.
   const ClassInfo& ci = class_info(cls());
   size_t shift = release_shift(span);
@@ -241,9 +246,8 @@ void CentralList::reclaim(Span* span) {
         objects_on(static_cast<size_t>(__builtin_ctzll(m)), shift, ci);
     for (size_t i = r.first > next ? r.first : next; i <= r.last; i++) {
       void* obj = ptr_at<void>(span->start() + i * ci.size);
-      *static_cast<uintptr_t*>(obj) = encode(span->free_list, obj);
       static_cast<uintptr_t*>(obj)[1] = g_mark;  // free, as every free one
-      span->free_list = obj;
+      set_free(span, i);
     }
     next = r.last + 1;
   }
@@ -261,21 +265,9 @@ size_t CentralList::release_pages_of(Span* span) {
   size_t units = span->bytes() >> shift;
   size_t handed = (span->bump - span->start()) / size;  // never beyond: bump
 
-  // Which objects are free: those on the list and those on released units.
-  ObjectBits free_objs;
-  size_t listed = 0;
-  size_t limit = ci.objects - span->allocated;  // a longer list is a cycle
-  for (void* obj = span->free_list; obj != nullptr;) {
-    if (++listed > limit)
-      fatal_pointer("malloc_trim (free list corrupted after use-after-free?)",
-                    obj);
-    free_objs.set(class_divide(cls(), addr(obj) - span->start()));
-    void* next = decode(*static_cast<uintptr_t*>(obj), obj);
-    if (next != nullptr && !handed_out(span, next))
-      fatal_pointer("malloc_trim (free list corrupted after use-after-free?)",
-                    obj);
-    obj = next;
-  }
+  // Which objects are free: those in the bitmap and those on released
+  // units.
+  ObjectBits free_objs(span);
   uint64_t old_mask = span->released_mask;
   for (uint64_t m = old_mask; m != 0; m &= m - 1) {
     ObjectRange r =
@@ -298,24 +290,19 @@ size_t CentralList::release_pages_of(Span* span) {
   if (mask == old_mask)
     return 0;
 
-  // Relink the free objects that stay, in address order, before the pages
-  // go: no link may live on a released page.
+  // The free objects on the units that go leave the bitmap: the pages
+  // read as zeros, so they no longer carry the free mark, and handing one
+  // out must fault its page in through reclaim.
   span->released_mask = mask;
   // A double free of an object on a released page would find no mark
   // there (the page reads as zeros): frees on those pages take the slow
   // path, which asks on_released_page, until reclaim.
   update_fast_free(span);
-  void* head = nullptr;
-  for (size_t i = handed; i-- > 0;) {
-    if (!free_objs.test(i))
-      continue;
-    void* obj = ptr_at<void>(span->start() + i * size);
-    if (on_released_page(span, obj))
-      continue;
-    *static_cast<uintptr_t*>(obj) = encode(head, obj);
-    head = obj;
+  for (size_t i = 0; i < handed; i++) {
+    if (is_free(span, i) &&
+        on_released_page(span, ptr_at<void>(span->start() + i * size)))
+      clear_free(span, i);
   }
-  span->free_list = head;
 
   size_t released = 0;
   uint64_t fresh = mask & ~old_mask;
@@ -339,7 +326,7 @@ size_t CentralList::release_pages_of(Span* span) {
 
 size_t CentralList::release_free_pages(uint64_t idle_ms, size_t* budget) {
   if (g_sys_page_shift == 0 || vg::g_annotate || g_release_refused)
-    return 0;  // valgrind: its annotations on the links are not kept here
+    return 0;  // valgrind: reclaim's marks are not annotated
   uint64_t now = idle_ms != 0 ? os::now_ms() : 0;
   LockGuard guard(lock_);
   size_t released = 0;
@@ -359,20 +346,12 @@ size_t CentralList::release_free_pages(uint64_t idle_ms, size_t* budget) {
 
 void* CentralList::pop(Span* span, bool mark_new) {
   const ClassInfo& ci = class_info(cls());
-  if (span->free_list == nullptr && span->released_mask != 0 &&
+  if (span->num_free == 0 && span->released_mask != 0 &&
       span->bump >= span->start() + size_t{ci.objects} * ci.size)
     reclaim(span);
-  void* obj = span->free_list;
-  if (obj != nullptr) {
-    vg::make_defined(obj, sizeof(uintptr_t));  // our link in a freed block
-    void* next = decode(*static_cast<uintptr_t*>(obj), obj);
-    vg::make_noaccess(obj, sizeof(uintptr_t));
-    if (next != nullptr && !handed_out(span, next)) {
-      fatal_pointer("malloc (free list corrupted after use-after-free?)", obj);
-    }
-    span->free_list = next;
-    if (with_hints(ci))
-      __builtin_prefetch(decode(static_cast<uintptr_t*>(obj)[2], obj));
+  void* obj;
+  if (span->num_free != 0) {
+    obj = ptr_at<void>(span->start() + take_lowest(span) * ci.size);
   } else {
     obj = ptr_at<void>(span->bump);
     span->bump += ci.size;
@@ -471,7 +450,7 @@ Span* CentralList::new_span() {
   // No mark_tail here: carved() writes it when the tail's page gets the
   // fast check (a span whose last page is never carved never faults it in).
   span->bump = span->start();
-  span->free_list = nullptr;
+  clear_all(span);  // the page heap's fields were there
   span->allocated = 0;
   span->released_mask = 0;
   span->pages_checked = false;
@@ -511,7 +490,7 @@ inline constexpr uintptr_t kCarveAlign = 128;
 /// first) and starts inside a line pair whose start was carved already.
 /// Central lock held.
 bool carving_mid_line(const Span* span, const ClassInfo& ci) {
-  return span->free_list == nullptr && (span->bump & (kCarveAlign - 1)) != 0 &&
+  return span->num_free == 0 && (span->bump & (kCarveAlign - 1)) != 0 &&
          span->bump < span->start() + size_t{ci.objects} * ci.size;
 }
 
@@ -563,7 +542,7 @@ int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
     if (got == 0 && first_zeroed != nullptr) {
       // Past the bump pointer of a span that was zero when carved, with no
       // freed object to take first.
-      *first_zeroed = span->free_list == nullptr && span->bump_zeroed &&
+      *first_zeroed = span->num_free == 0 && span->bump_zeroed &&
                       span->bump < span->start() + size_t{ci.objects} * ci.size;
     }
     // Objects for a CPU cache get the free mark; calloc's (first_zeroed
@@ -591,28 +570,27 @@ void CentralList::insert_batch(void* const* objs, int n) {
   Span* empty[64];
   int num_empty = 0;
   int i = 0;
-  bool hints = with_hints(ci);
   uint64_t now = os::now_ms();
   while (i < n) {
     lock_.lock();
     for (; i < n && num_empty < 64; i++) {
       void* obj = objs[i];
       Span* span = g_page_map.span_of(obj);
-      // Catches foreign and interior pointers, and the double frees that
-      // are cheap to see: an empty span, or the object freed last.
+      // Catches foreign and interior pointers, and every double free of an
+      // object its span holds: free in the bitmap, or on a released page.
+      // Nothing is read or written in the object itself.
       if (span == nullptr || span->state != SpanState::kSmall ||
           span->size_class != cls() || !handed_out(span, obj) ||
-          span->allocated == 0 || span->free_list == obj ||
-          on_released_page(span, obj)) {
+          span->allocated == 0) {
         lock_.unlock();
         fatal_pointer("free", obj);
       }
-      vg::make_undefined(obj, sizeof(uintptr_t));  // freed: ours to write
-      *static_cast<uintptr_t*>(obj) = encode(span->free_list, obj);
-      vg::make_noaccess(obj, sizeof(uintptr_t));
-      if (hints)
-        write_hint(obj, i > 0 && objs[i - 1] == span->free_list);
-      span->free_list = obj;
+      size_t index = class_divide(cls(), addr(obj) - span->start());
+      if (is_free(span, index) || on_released_page(span, obj)) {
+        lock_.unlock();
+        fatal_pointer("free", obj);
+      }
+      set_free(span, index);
       span->allocated--;
       span->touched_ms = now;
       span->pages_checked = false;
@@ -622,6 +600,7 @@ void CentralList::insert_batch(void* const* objs, int n) {
           unlink(span);
         stats_.released -= masked_bytes(span);
         span->released_mask = 0;  // the page heap tracks its own releases
+        clear_all(span);          // its words are the page heap's fields
         stats_.spans--;
         stats_.capacity -= ci.objects;
         empty[num_empty++] = span;
@@ -651,19 +630,9 @@ BlockState CentralList::block_state(const void* p) {
   if (span == nullptr || span->state != SpanState::kSmall ||
       span->size_class != cls() || !handed_out(span, p))
     return BlockState::kNotABlock;
-  if (on_released_page(span, p))
+  if (on_released_page(span, p) ||
+      is_free(span, class_divide(cls(), addr(p) - span->start())))
     return BlockState::kFree;
-  size_t limit = class_info(cls()).objects;  // a longer list is a cycle
-  for (void* obj = span->free_list; obj != nullptr && limit-- > 0;) {
-    if (obj == p)
-      return BlockState::kFree;
-    vg::make_defined(obj, sizeof(uintptr_t));
-    void* next = decode(*static_cast<uintptr_t*>(obj), obj);
-    vg::make_noaccess(obj, sizeof(uintptr_t));
-    if (next != nullptr && !handed_out(span, next))
-      break;  // corrupted: the next slow path that follows it reports it
-    obj = next;
-  }
   return BlockState::kElsewhere;
 }
 

@@ -15,13 +15,18 @@ enum class SpanState : uint8_t {
   kMapped,  // one large allocation with its own mapping
 };
 
+/// 64-bit words of a span's free-object bitmap: one bit per object, and a
+/// span holds at most kPageSize / kMinAlign objects (size_class.cc).
+inline constexpr size_t kSpanBitWords = kPageSize / kMinAlign / 64;
+
 /// A run of pages. Which lock protects which field is stated per field.
-struct Span {
+/// Aligned to a cache line: the fields a central list reads for every
+/// object are in the first line, the free bitmap fills the second.
+struct alignas(64) Span {
   Span* next;            // list link (page heap free list or central list)
   Span* prev;            // list link
   uintptr_t first_page;  // address >> kPageShift of the first page
   size_t num_pages;      // length in pages
-  void* free_list;       // kSmall: freed objects, links encoded (central lock)
 
   union {
     uintptr_t bump;           // kSmall: next never-used object address
@@ -30,7 +35,8 @@ struct Span {
                               // guard pages (strict mode, guarded.cc), else 0
   };
 
-  uint32_t allocated;  // kSmall: objects out of the span (central lock)
+  uint16_t allocated;  // kSmall: objects out of the span (central lock)
+  uint16_t num_free;   // kSmall: bits set in free_bits (central lock)
   uint8_t size_class;  // kSmall: its class; 0 otherwise
   SpanState state;     // what the span is (page heap lock)
   // kSmall, central lock:
@@ -48,9 +54,23 @@ struct Span {
                              // after the block starts
   };
 
-  uint64_t free_since_ms;  // kFree: when it was freed, for decay
-  size_t released_pages;   // kFree: pages already returned to the OS (0 or all)
-  size_t mapped_bytes;     // kMapped: length of the mapping
+  union {
+    // kSmall, central lock: bit i set when object i is free and may be
+    // handed out again (handed out before, below the bump pointer, not on
+    // a released page). Kept here rather than as a list threaded through
+    // the freed objects: taking a batch reads no freed object's memory (a
+    // cache miss per object once they have gone cold) and hands objects
+    // out in address order, and a write after free has no link to forge.
+    // Zero whenever the span is not kSmall (the page heap's fields below).
+    uint64_t free_bits[kSpanBitWords];
+
+    struct {
+      uint64_t free_since_ms;  // kFree: when it was freed, for decay
+      size_t released_pages;   // kFree: pages already returned to the OS
+                               // (0 or all)
+      size_t mapped_bytes;     // kMapped: length of the mapping
+    };
+  };
 
   uintptr_t start() const { return first_page << kPageShift; }
 
@@ -59,9 +79,9 @@ struct Span {
   uintptr_t end() const { return start() + bytes(); }
 };
 
-// 96 bytes with 64-bit pointers, 64 with 32-bit ones (i386 and armhf).
-static_assert(sizeof(Span) == (sizeof(void*) == 8 ? 96 : 64),
-              "span descriptors grew");
+// Two cache lines, with 64-bit pointers and with 32-bit ones (i386 and
+// armhf, where the header leaves part of the first line unused).
+static_assert(sizeof(Span) == 128, "span descriptors grew");
 
 }  // namespace rs
 

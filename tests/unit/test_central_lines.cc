@@ -4,8 +4,6 @@
 // of cache lines, so that two CPUs' objects share no line.
 #include <stdint.h>
 
-#include <sys/random.h>
-
 #include "../check_main.h"
 #include "central_list.h"
 #include "size_class.h"
@@ -14,14 +12,6 @@ namespace {
 
 using rs::class_info;
 using rs::g_central;
-
-/// What the allocator's init does for the central lists (the unit tests
-/// do not link the facade, so nothing else does it).
-void setup() {
-  uintptr_t secret = 0;
-  ck_assert_int_eq(getrandom(&secret, sizeof(secret), 0), sizeof(secret));
-  rs::set_free_list_secret(secret);
-}
 
 /// A refill for a CPU cache that carves fresh objects ends them on a
 /// 128-byte boundary (a pair of lines), within max; remove_batch does not.
@@ -92,7 +82,6 @@ END_TEST
 int main(void) {
   Suite* s = suite_create("central_lines");
   TCase* tc = tcase_create("carves");
-  tcase_add_checked_fixture(tc, setup, nullptr);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, remove_to_line_ends_on_a_line_pair);
   tcase_add_test(tc, remove_to_line_keeps_a_begun_pair_for_last);
