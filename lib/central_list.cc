@@ -365,7 +365,8 @@ void* CentralList::pop(Span* span, bool mark_new) {
       *word = 0;  // for calloc, which was told it reads as zeros
     }
     vg::make_noaccess(word, sizeof(uintptr_t));
-    carved(span, addr(obj));
+    // carved() follows, once for all the objects that one visit of
+    // remove() carves from this span.
   }
   span->allocated++;
   return obj;
@@ -523,6 +524,7 @@ int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
     Span* span = nonempty_span();
     if (span == nullptr)
       break;
+    uintptr_t old_bump = span->bump;
     if (max > n && whole < 0 && carving_mid_line(span, ci)) {
       // A carve for a CPU cache that would start inside a line pair whose
       // first objects went elsewhere: carved one at a time for callers
@@ -553,6 +555,10 @@ int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
     // starts a line pair (at most 7 more: sizes are multiples of 16).
     while (got < max && carving_mid_line(span, ci))
       out[got++] = pop(span, first_zeroed == nullptr);
+    // The page map's checks and the marks ahead for what was carved, once
+    // for the whole run (per object, it was 1.6% of python's run).
+    if (span->bump != old_bump)
+      carved(span, old_bump);
     span->touched_ms = now;  // in use: its free pages are wanted soon
     span->pages_checked = false;
     if (span->allocated == ci.objects)

@@ -104,6 +104,8 @@ class CentralList {
   int remove(void** out, int n, int max, bool* first_zeroed);
   void link(Span* span);
   void unlink(Span* span);
+  /// One object of span: its lowest free one, else the next one carved
+  /// (the caller then calls carved() for the run it carved).
   void* pop(Span* span, bool mark_new);
   size_t release_pages_of(Span* span);
   void reclaim(Span* span);
