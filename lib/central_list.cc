@@ -61,6 +61,20 @@ size_t take_lowest(Span* span) {
   return w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
 }
 
+/// Objects ahead whose descriptors insert_batch loads early.
+inline constexpr int kPrefetchAhead = 32;
+
+/// Starts loading the descriptor of the span holding p (both lines: the
+/// header and the bitmap). Only a hint: p is checked under the lock, and a
+/// prefetch of any address is harmless.
+void prefetch_span(const void* p) {
+  const Span* span = g_page_map.span_of(p);
+  if (span != nullptr) {
+    __builtin_prefetch(span, 1);
+    __builtin_prefetch(span->free_bits, 1);
+  }
+}
+
 /// Empties the bitmap, whose words the page heap's fields share once the
 /// span is no longer kSmall.
 void clear_all(Span* span) {
@@ -577,10 +591,18 @@ void CentralList::insert_batch(void* const* objs, int n) {
   int num_empty = 0;
   int i = 0;
   uint64_t now = os::now_ms();
+  // The descriptors of a batch's objects (many spans, gone cold after a
+  // burst of frees) were most of insert_batch's time, a miss for each
+  // under the lock: their loads start here, before it, and for longer
+  // batches kPrefetchAhead objects ahead.
+  for (int k = 0; k < n && k < kPrefetchAhead; k++)
+    prefetch_span(objs[k]);
   while (i < n) {
     lock_.lock();
     for (; i < n && num_empty < 64; i++) {
       void* obj = objs[i];
+      if (i + kPrefetchAhead < n)
+        prefetch_span(objs[i + kPrefetchAhead]);
       Span* span = g_page_map.span_of(obj);
       // Catches foreign and interior pointers, and every double free of an
       // object its span holds: free in the bitmap, or on a released page.
