@@ -61,17 +61,25 @@ size_t take_lowest(Span* span) {
   return w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
 }
 
+/// Sets a span's released_mask and the flag in its first line.
+void set_released(Span* span, uint64_t mask) {
+  span->released_mask = mask;
+  span->any_released = mask != 0;
+}
+
 /// Objects ahead whose descriptors insert_batch loads early.
 inline constexpr int kPrefetchAhead = 32;
 
-/// Starts loading the descriptor of the span holding p (both lines: the
-/// header and the bitmap). Only a hint: p is checked under the lock, and a
-/// prefetch of any address is harmless.
-void prefetch_span(const void* p) {
+/// Starts loading the descriptor of the span holding p: its first line,
+/// and the second for classes of more than 128 objects a span (whose bits
+/// go on there). Only a hint: p is checked under the lock, and a prefetch
+/// of any address is harmless.
+void prefetch_span(const void* p, bool both_lines) {
   const Span* span = g_page_map.span_of(p);
   if (span != nullptr) {
     __builtin_prefetch(span, 1);
-    __builtin_prefetch(span->free_bits, 1);
+    if (both_lines)
+      __builtin_prefetch(span->free_bits + kSpanBitWords - 1, 1);
   }
 }
 
@@ -221,7 +229,7 @@ bool CentralList::handed_out(const Span* span, const void* p) const {
 }
 
 bool CentralList::on_released_page(const Span* span, const void* p) const {
-  if (span->released_mask == 0)
+  if (!span->any_released)
     return false;
   size_t shift = release_shift(span);
   uintptr_t off = addr(p) - span->start();
@@ -266,7 +274,7 @@ void CentralList::reclaim(Span* span) {
     next = r.last + 1;
   }
   stats_.released -= masked_bytes(span);
-  span->released_mask = 0;
+  set_released(span, 0);
   mark_tail(span);  // its page may have gone back too
   update_fast_free(span);
 }
@@ -307,7 +315,7 @@ size_t CentralList::release_pages_of(Span* span) {
   // The free objects on the units that go leave the bitmap: the pages
   // read as zeros, so they no longer carry the free mark, and handing one
   // out must fault its page in through reclaim.
-  span->released_mask = mask;
+  set_released(span, mask);
   // A double free of an object on a released page would find no mark
   // there (the page reads as zeros): frees on those pages take the slow
   // path, which asks on_released_page, until reclaim.
@@ -360,7 +368,7 @@ size_t CentralList::release_free_pages(uint64_t idle_ms, size_t* budget) {
 
 void* CentralList::pop(Span* span, bool mark_new) {
   const ClassInfo& ci = class_info(cls());
-  if (span->num_free == 0 && span->released_mask != 0 &&
+  if (span->num_free == 0 && span->any_released &&
       span->bump >= span->start() + size_t{ci.objects} * ci.size)
     reclaim(span);
   void* obj;
@@ -467,7 +475,7 @@ Span* CentralList::new_span() {
   span->bump = span->start();
   clear_all(span);  // the page heap's fields were there
   span->allocated = 0;
-  span->released_mask = 0;
+  set_released(span, 0);
   span->pages_checked = false;
   span->checks_late = false;
   span->touched_ms = 0;
@@ -595,14 +603,15 @@ void CentralList::insert_batch(void* const* objs, int n) {
   // burst of frees) were most of insert_batch's time, a miss for each
   // under the lock: their loads start here, before it, and for longer
   // batches kPrefetchAhead objects ahead.
+  bool both_lines = ci.objects > 128;
   for (int k = 0; k < n && k < kPrefetchAhead; k++)
-    prefetch_span(objs[k]);
+    prefetch_span(objs[k], both_lines);
   while (i < n) {
     lock_.lock();
     for (; i < n && num_empty < 64; i++) {
       void* obj = objs[i];
       if (i + kPrefetchAhead < n)
-        prefetch_span(objs[i + kPrefetchAhead]);
+        prefetch_span(objs[i + kPrefetchAhead], both_lines);
       Span* span = g_page_map.span_of(obj);
       // Catches foreign and interior pointers, and every double free of an
       // object its span holds: free in the bitmap, or on a released page.
@@ -627,8 +636,8 @@ void CentralList::insert_batch(void* const* objs, int n) {
         if (span->on_list)
           unlink(span);
         stats_.released -= masked_bytes(span);
-        span->released_mask = 0;  // the page heap tracks its own releases
-        clear_all(span);          // its words are the page heap's fields
+        set_released(span, 0);  // the page heap tracks its own releases
+        clear_all(span);        // its words are the page heap's fields
         stats_.spans--;
         stats_.capacity -= ci.objects;
         empty[num_empty++] = span;

@@ -20,13 +20,14 @@ enum class SpanState : uint8_t {
 inline constexpr size_t kSpanBitWords = kPageSize / kMinAlign / 64;
 
 /// A run of pages. Which lock protects which field is stated per field.
-/// Aligned to a cache line: the fields a central list reads for every
-/// object are in the first line, the free bitmap fills the second.
+/// Two cache lines, aligned: the first holds what a central list reads
+/// for every object it moves, with the bitmap words of a span's first 128
+/// objects (all of them from 64-byte objects up); the second the rest of
+/// the bitmap and what only the page heap and the releases read.
 struct alignas(64) Span {
   Span* next;            // list link (page heap free list or central list)
   Span* prev;            // list link
   uintptr_t first_page;  // address >> kPageShift of the first page
-  size_t num_pages;      // length in pages
 
   union {
     uintptr_t bump;           // kSmall: next never-used object address
@@ -45,14 +46,8 @@ struct alignas(64) Span {
   bool bump_zeroed : 1;    // objects past the bump pointer read as zeros
   bool checks_late : 1;    // carved before free's fast check started: every
                            // page off until start_checks
+  bool any_released : 1;   // released_mask != 0, in this line
   uint64_t touched_ms;     // kSmall: when objects last moved in or out
-
-  union {
-    uint64_t released_mask;  // kSmall: system pages returned to the OS; every
-                             // object on them is free and off the free list
-    uint64_t guarded_end;    // kMapped with guards: where the guard page
-                             // after the block starts
-  };
 
   union {
     // kSmall, central lock: bit i set when object i is free and may be
@@ -72,6 +67,16 @@ struct alignas(64) Span {
     };
   };
 
+  size_t num_pages;  // length in pages
+
+  union {
+    uint64_t released_mask;  // kSmall: system pages returned to the OS; every
+                             // object on them is free and off the bitmap
+                             // (central lock; any_released tells it is set)
+    uint64_t guarded_end;    // kMapped with guards: where the guard page
+                             // after the block starts
+  };
+
   uintptr_t start() const { return first_page << kPageShift; }
 
   size_t bytes() const { return num_pages << kPageShift; }
@@ -80,8 +85,11 @@ struct alignas(64) Span {
 };
 
 // Two cache lines, with 64-bit pointers and with 32-bit ones (i386 and
-// armhf, where the header leaves part of the first line unused).
+// armhf, where the fields leave part of the lines unused).
 static_assert(sizeof(Span) == 128, "span descriptors grew");
+static_assert(sizeof(void*) != 8 ||
+                  offsetof(Span, free_bits) + 2 * sizeof(uint64_t) <= 64,
+              "the first 128 objects' bits left the first cache line");
 
 }  // namespace rs
 
