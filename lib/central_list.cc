@@ -532,6 +532,21 @@ void whole_pair_first(void** out, int whole) {
   out[0] = first;
 }
 
+/// Reverses out[1..got-1]: the order in which a CPU cache, which hands
+/// out out[0] and pushes the others, pops them is then the order they were
+/// taken in, lowest address first within each span (from the bitmap, then
+/// carved). A program then gets the objects of one refill in address
+/// order: records it builds one after another lie one after another, which
+/// python's own code reads faster than the same objects in descending
+/// order (its run 0.95-0.96 in CPU time, alternating pairs).
+void pop_order(void** out, int got) {
+  for (int a = 1, b = got - 1; a < b; a++, b--) {
+    void* t = out[a];
+    out[a] = out[b];
+    out[b] = t;
+  }
+}
+
 }  // namespace
 
 int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
@@ -541,6 +556,7 @@ int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
   if (first_zeroed != nullptr)
     *first_zeroed = false;
   int whole = -1;  // where a carve's first whole line pair starts in out
+  bool for_cache = max > n;  // remove_to_line: for a CPU cache
   lock_.lock();
   while (got < n) {
     Span* span = nonempty_span();
@@ -588,8 +604,11 @@ int CentralList::remove(void** out, int n, int max, bool* first_zeroed) {
   }
   stats_.allocated += static_cast<size_t>(got);
   lock_.unlock();
-  if (whole > 0 && whole < got)
+  if (whole > 0 && whole < got) {
     whole_pair_first(out, whole);
+  } else if (whole < 0 && for_cache) {
+    pop_order(out, got);
+  }
   return got;
 }
 

@@ -49,7 +49,9 @@ class CentralList {
   /// false sharing). A carve that would start inside a pair begun
   /// elsewhere takes the rest of that pair as well, not counted in n, and
   /// puts it after out[0], which is then from a whole pair (the bottom of
-  /// the CPU cache's stack).
+  /// the CPU cache's stack). Otherwise out[1..] are in the reverse of the
+  /// order they were taken in, lowest address first, so that the CPU
+  /// cache, which pushes them in order, pops them in that order.
   int remove_to_line(void** out, int n, int max) {
     return remove(out, n, max, nullptr);
   }
