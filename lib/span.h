@@ -37,9 +37,12 @@ struct alignas(64) Span {
   };
 
   uint16_t allocated;  // kSmall: objects out of the span (central lock)
-  uint16_t num_free;   // kSmall: bits set in free_bits (central lock)
   uint8_t size_class;  // kSmall: its class; 0 otherwise
   SpanState state;     // what the span is (page heap lock)
+  // Not next to allocated: a free's allocated-- and num_free++ were then
+  // one vector add of a constant from .rodata, a page the first free
+  // faulted in (tests/startup.sh).
+  uint16_t num_free;  // kSmall: bits set in free_bits (central lock)
   // kSmall, central lock:
   bool on_list : 1;        // on the central list's nonempty list
   bool pages_checked : 1;  // no free page found since last touched
