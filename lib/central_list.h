@@ -15,7 +15,7 @@ namespace rs {
 /// What a central list knows of a pointer into one of its spans.
 enum class BlockState : uint8_t {
   kNotABlock,  // not the start of an object its span handed out
-  kFree,       // on its span's free list, or on a page returned to the OS
+  kFree,       // free in its span's bitmap, or on a page returned to the OS
   kElsewhere,  // an object handed out: in use, or in some cache
 };
 
@@ -27,9 +27,10 @@ struct CentralStats {
   size_t released;   // bytes of system pages inside them returned to the OS
 };
 
-/// The spans of one size class. Links inside free objects are encoded with
-/// a per-process secret and checked on the way out, so a use-after-free
-/// write is caught instead of handing out a wild pointer.
+/// The spans of one size class. A span's free objects are bits in its
+/// descriptor (Span::free_bits), never links inside the freed objects: a
+/// use-after-free write has nothing to forge, and a batch moves without
+/// touching the objects' memory.
 class CentralList {
  public:
   /// Moves up to n objects into out; returns how many (0: out of memory).
@@ -48,7 +49,9 @@ class CentralList {
   /// false sharing). A carve that would start inside a pair begun
   /// elsewhere takes the rest of that pair as well, not counted in n, and
   /// puts it after out[0], which is then from a whole pair (the bottom of
-  /// the CPU cache's stack).
+  /// the CPU cache's stack). Otherwise out[1..] are in the reverse of the
+  /// order they were taken in, lowest address first, so that the CPU
+  /// cache, which pushes them in order, pops them in that order.
   int remove_to_line(void** out, int n, int max) {
     return remove(out, n, max, nullptr);
   }
@@ -69,7 +72,7 @@ class CentralList {
   /// free; a span takes them back (and faults the pages in again) once its
   /// other free objects are used up. Only spans nothing moved in or out of
   /// for idle_ms are looked at (all of them when idle_ms is 0), and at most
-  /// *budget of them (each look walks the span's free list); *budget is
+  /// *budget of them (each look scans the span's objects); *budget is
   /// decreased by the spans looked at. Returns bytes released.
   size_t release_free_pages(uint64_t idle_ms, size_t* budget);
 
@@ -80,13 +83,12 @@ class CentralList {
   }
 
   /// Whether p (from a free) starts an object of this class that was
-  /// handed out, and whether its span holds it as free. Takes the lock;
-  /// walks the span's free list (for a suspected double free only).
+  /// handed out, and whether its span holds it as free. Takes the lock.
   BlockState block_state(const void* p);
 
-  /// block_state without the walk: kFree only for objects on pages
-  /// returned to the OS (whose free mark is gone). For the frees of spans
-  /// with such pages, which skip the fast path.
+  /// block_state for objects on pages returned to the OS only (whose free
+  /// mark is gone): kFree for those. For the frees of spans with such
+  /// pages, which skip the fast path.
   BlockState released_state(const void* p);
 
   CentralStats stats();
@@ -104,6 +106,8 @@ class CentralList {
   int remove(void** out, int n, int max, bool* first_zeroed);
   void link(Span* span);
   void unlink(Span* span);
+  /// One object of span: its lowest free one, else the next one carved
+  /// (the caller then calls carved() for the run it carved).
   void* pop(Span* span, bool mark_new);
   size_t release_pages_of(Span* span);
   void reclaim(Span* span);
@@ -131,9 +135,6 @@ class CentralList {
 };
 
 extern CentralList g_central[kNumClasses];
-
-/// Sets the secret that encodes free-list links. Called once at init.
-void set_free_list_secret(uintptr_t secret);
 
 /// Sets the free mark that objects on released pages get back when they
 /// return to the free list (the facade's g_free_mark). Called once at init.

@@ -112,7 +112,7 @@ void drain(size_t cls, void* const* objs, int n) {
     maybe_flush_idle_transfer_caches(g_config.decay_ms);
 }
 
-/// Two random words: the free-list secret and the free mark.
+/// Two random words: the free mark and the refill shuffle's seed.
 void make_secrets(uintptr_t out[2]) {
   out[0] = out[1] = 0;
   if (!os::random_bytes(out, 2 * sizeof(uintptr_t))) {
@@ -244,7 +244,6 @@ RS_SLOW_PATH void init() {
       return;
     uintptr_t secrets[2];
     make_secrets(secrets);
-    set_free_list_secret(secrets[0]);
     // Low byte 0: a class tag (the mark ^ class) has the class there. On
     // 64-bit, top bits 01: no mark and no tag is a canonical address, so
     // no pointer a program keeps in a block's second word equals one.

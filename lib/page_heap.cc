@@ -386,7 +386,6 @@ void PageHeap::free_locked(Span* span) {
 void PageHeap::merge_insert(Span* span) {
   span->state = SpanState::kFree;
   span->size_class = 0;
-  span->free_list = nullptr;
   if (span->free_since_ms == 0)
     span->free_since_ms = os::now_ms();
   bool released = span->released_pages != 0;
