@@ -71,6 +71,7 @@ bool small_block_is_free(void* p, size_t cls, const char* what) {
     if (!asked) {
       __atomic_fetch_add(&g_move_waiters[cls], 1u, __ATOMIC_SEQ_CST);
       asked = true;
+      os::start_clock();  // held, it would never reach the deadline
       deadline = os::now_ms() + kConfirmWaitMs;
     } else if (os::now_ms() > deadline) {
       break;  // best effort, as before moves were counted

@@ -145,6 +145,18 @@ void apply_settings() {
 // The transfer caches are set up.
 RS_STARTUP_DATA bool g_transfer_ready = false;
 
+/// The CPU caches' per-class limits, from the size-class table: when the
+/// caches start, not at the first allocation (a process that allocates a
+/// few times never needs them). g_init_lock held.
+void set_cache_limits() {
+  rseq::ClassLimits limits[kNumClasses] = {};
+  for (size_t c = 1; c < kNumClasses; c++) {
+    const ClassInfo& ci = class_info(c);
+    limits[c] = {ci.size, ci.batch, ci.max_capacity};
+  }
+  g_cpu_cache.set_limits(limits, kNumClasses);
+}
+
 /// The transfer caches, then the CPU caches (which publish their mode
 /// last). g_init_lock held. True the first time.
 bool start_caches_locked() {
@@ -156,6 +168,9 @@ bool start_caches_locked() {
     g_transfer_ready = true;
     start_fast_free_checks();
   }
+  os::start_clock();  // the caches' idle drains and the decay need time
+  if (!g_cpu_cache.laid_out())
+    set_cache_limits();
   return g_cpu_cache.start();
 }
 
@@ -178,14 +193,9 @@ bool report_wanted() {
 void start_caches() {
   if (g_config.disable)
     return;
-  rseq::ClassLimits limits[kNumClasses] = {};
-  for (size_t c = 1; c < kNumClasses; c++) {
-    const ClassInfo& ci = class_info(c);
-    limits[c] = {ci.size, ci.batch, ci.max_capacity};
-  }
-  g_cpu_cache.init(limits, kNumClasses, {refill, drain, start_cpu_caches},
-                   g_config.cpu_cache_bytes,
-                   g_config.rseq != RseqSetting::kOff);
+  g_cpu_cache.configure({refill, drain, start_cpu_caches},
+                        g_config.cpu_cache_bytes,
+                        g_config.rseq != RseqSetting::kOff);
   g_cpu_cache.set_idle_ms(idle_cache_ms());
   g_cpu_cache.set_single_index(g_valgrind);
   if (report_wanted())
@@ -212,6 +222,7 @@ void* purger(void*) {
 }
 
 void start_purger() {
+  os::start_clock();
   // Blocks every signal in the new thread: the program's signals are for
   // its own threads.
   sigset_t all, old;
@@ -255,6 +266,9 @@ RS_SLOW_PATH void init() {
     g_free_mark &= ~uintptr_t{0xff};
     g_shuffle_state = secrets[0] ^ secrets[1];
     g_cpu_cache.set_word(g_free_mark);
+    // No clock read until the caches start or the heap grows (os.h): the
+    // first calls' stamps count from then on.
+    os::hold_clock();
     set_free_mark(g_free_mark);
     set_system_page_size(os::system_page_size());
     if (!g_settings_read)  // late_init may have read them (once: it reports)

@@ -57,8 +57,22 @@ void close(int fd);
 /// Fills buf with random bytes (getrandom, non-blocking); false on failure.
 bool random_bytes(void* buf, size_t len);
 
-/// Milliseconds from CLOCK_MONOTONIC_COARSE (vDSO; cheap).
+/// Milliseconds from CLOCK_MONOTONIC_COARSE (vDSO; cheap), counted from
+/// an arbitrary origin: only differences mean something. Held by
+/// hold_clock(), it does not move (and reads no clock: the vDSO's data
+/// page is a page fault of its own in a process that reads no time) until
+/// start_clock(); stamps taken meanwhile count as taken at the start.
 uint64_t now_ms();
+
+/// Holds the clock until start_clock(): the first malloc does, so that a
+/// process that allocates a few times reads no clock (docs/benchmarks.md,
+/// start-up). Without it the clock starts at its first read.
+void hold_clock();
+
+/// Starts the clock (once; idempotent). Everything that needs time to pass
+/// calls it first: the CPU caches' start, the page heap's growth past its
+/// first chunk, large mappings, the purger, a wait with a deadline.
+void start_clock();
 
 /// True when the system backs all anonymous memory with transparent huge
 /// pages ("[always]" in /sys/kernel/mm/transparent_hugepage/enabled).

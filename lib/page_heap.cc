@@ -93,6 +93,10 @@ bool PageHeap::grow(size_t n) {
   if (n > (SIZE_MAX >> kPageShift) / 2)
     return false;
   size_t bytes = align_up(n << kPageShift, kChunkBytes);
+  // The clock may stay held while the heap is its first chunk: what decays
+  // late then is at most that chunk's free pages (os.h, hold_clock).
+  if (stats_.heap_mapped_bytes != 0 || bytes > kChunkBytes)
+    os::start_clock();
   void* mem = os::map_aligned(bytes, kChunkBytes);
   if (mem == nullptr) {  // a tight RLIMIT_AS: ask for just what is needed
     bytes = n << kPageShift;
