@@ -208,9 +208,7 @@ void start_caches() {
 void* purger(void*) {
   for (;;) {
     uint64_t period = g_config.decay_ms / 2 > 10 ? g_config.decay_ms / 2 : 10;
-    struct timespec ts = {static_cast<time_t>(period / 1000),
-                          static_cast<long>(period % 1000) * 1000000};
-    nanosleep(&ts, nullptr);
+    os::sleep_ms(period);
     g_cpu_cache.drain(idle_cache_ms());
     if (caches_started())
       maybe_flush_idle_transfer_caches(g_config.decay_ms);

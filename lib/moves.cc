@@ -3,7 +3,8 @@
 #include "moves.h"
 
 #include <pthread.h>
-#include <sched.h>
+
+#include "os.h"
 
 #ifdef RS_RSEQ_INJECT
 extern "C" {
@@ -67,7 +68,7 @@ void move_yield_to_waiters(size_t cls) {
   for (int i = 0; i < kPoliteYields; i++) {
     if (RS_LIKELY(__atomic_load_n(&g_move_waiters[cls], __ATOMIC_RELAXED) == 0))
       return;
-    sched_yield();
+    os::yield();
   }
 }
 

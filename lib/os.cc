@@ -188,6 +188,24 @@ void close(int fd) {
   sys(SYS_close, fd);
 }
 
+long pid() {
+  return sys(SYS_getpid);
+}
+
+void yield() {
+  sys(SYS_sched_yield);
+}
+
+void sleep_ms(uint64_t ms) {
+  struct timespec ts = {static_cast<time_t>(ms / 1000),
+                        static_cast<long>(ms % 1000) * 1000000};
+  sys(SYS_nanosleep, L(&ts), 0);
+}
+
+long affinity(void* mask, size_t bytes) {
+  return sys(SYS_sched_getaffinity, 0, static_cast<long>(bytes), L(mask));
+}
+
 bool random_bytes(void* buf, size_t len) {
   long ret = sys(SYS_getrandom, L(buf), static_cast<long>(len), GRND_NONBLOCK);
   return ret == static_cast<long>(len);

@@ -54,6 +54,24 @@ long read(int fd, void* buf, size_t len);
 
 void close(int fd);
 
+// getpid, sched_yield, nanosleep and sched_getaffinity as system calls of
+// our own rather than libc's wrappers: each libc function the library
+// names is a symbol lookup by the dynamic loader in every process
+// (docs/benchmarks.md, start-up), and these are for rare paths.
+
+/// The process id.
+long pid();
+
+/// sched_yield().
+void yield();
+
+/// Sleeps ms milliseconds (an interrupted sleep returns early).
+void sleep_ms(uint64_t ms);
+
+/// sched_getaffinity(0) into mask (bytes long): the bytes the kernel wrote
+/// (the caller zeroes the rest beforehand), or a negative errno.
+long affinity(void* mask, size_t bytes);
+
 /// Fills buf with random bytes (getrandom, non-blocking); false on failure.
 bool random_bytes(void* buf, size_t len);
 

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "os.h"
 
 namespace rs {
 
@@ -262,7 +263,7 @@ bool load_config() {
 void print_config(const char* cache_mode) {
   Log log;
   log.str("rsmalloc: version " PACKAGE_VERSION ", pid ");
-  log.dec(static_cast<uint64_t>(getpid()));
+  log.dec(static_cast<uint64_t>(os::pid()));
   log.str("\nrsmalloc: cache mode ").str(cache_mode);
   log.str("\nrsmalloc: RSMALLOC_DISABLE=").dec(g_config.disable);
   log.str(" RSMALLOC_RSEQ=");

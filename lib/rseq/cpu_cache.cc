@@ -71,7 +71,8 @@ size_t possible_cpus() {
 
 size_t possible_cpus_fallback() {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+  CPU_ZERO(&set);
+  if (os::affinity(&set, sizeof(set)) > 0) {
     for (size_t cpu = CPU_SETSIZE; cpu > 0; cpu--) {
       if (CPU_ISSET(cpu - 1, &set))
         return cpu;
