@@ -4,6 +4,7 @@
 // the statistics printed at exit.
 #include "init.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -219,25 +220,60 @@ void* purger(void*) {
   return nullptr;
 }
 
+/// The libc functions that start the purger, found when it starts: named
+/// in the library, each would be a symbol lookup at load in every process
+/// (docs/benchmarks.md, start-up), for a thread few ask for.
+struct ThreadCalls {
+  int (*set_sigmask)(int, const sigset_t*, sigset_t*);
+  int (*attr_init)(pthread_attr_t*);
+  int (*attr_setdetachstate)(pthread_attr_t*, int);
+  int (*attr_setstacksize)(pthread_attr_t*, size_t);
+  int (*attr_destroy)(pthread_attr_t*);
+  int (*create)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+};
+
+template <typename Fn>
+bool find(Fn* fn, const char* name) {
+  *fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name));
+  return *fn != nullptr;
+}
+
+bool find_thread_calls(ThreadCalls* c) {
+  return find(&c->set_sigmask, "pthread_sigmask") &&
+         find(&c->attr_init, "pthread_attr_init") &&
+         find(&c->attr_setdetachstate, "pthread_attr_setdetachstate") &&
+         find(&c->attr_setstacksize, "pthread_attr_setstacksize") &&
+         find(&c->attr_destroy, "pthread_attr_destroy") &&
+         find(&c->create, "pthread_create");
+}
+
 void start_purger() {
   os::start_clock();
+  ThreadCalls c;
+  if (!find_thread_calls(&c)) {
+    Log log;
+    log.str(
+        "rsmalloc: RSMALLOC_BACKGROUND=1: cannot start the purger thread\n");
+    return;
+  }
   // Blocks every signal in the new thread: the program's signals are for
-  // its own threads.
+  // its own threads. (All bits set: pthread_sigmask leaves out the
+  // signals glibc keeps for itself, as sigfillset does.)
   sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  memset(&all, 0xff, sizeof(all));
+  c.set_sigmask(SIG_SETMASK, &all, &old);
   pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
+  c.attr_init(&attr);
+  c.attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  c.attr_setstacksize(&attr, 64 * 1024);
   pthread_t thread;
-  if (pthread_create(&thread, &attr, purger, nullptr) != 0) {
+  if (c.create(&thread, &attr, purger, nullptr) != 0) {
     Log log;
     log.str(
         "rsmalloc: RSMALLOC_BACKGROUND=1: cannot start the purger thread\n");
   }
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  c.attr_destroy(&attr);
+  c.set_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 }  // namespace
