@@ -3,7 +3,6 @@
 // block that carries the free mark is really free (a double free), whether
 // realloc's or malloc_usable_size's pointer is a live block, and the
 // report of a sized free whose size is wrong.
-#include <sched.h>
 #include <stdint.h>
 
 #include "allocator_internal.h"
@@ -71,11 +70,12 @@ bool small_block_is_free(void* p, size_t cls, const char* what) {
     if (!asked) {
       __atomic_fetch_add(&g_move_waiters[cls], 1u, __ATOMIC_SEQ_CST);
       asked = true;
+      os::start_clock();  // held, it would never reach the deadline
       deadline = os::now_ms() + kConfirmWaitMs;
     } else if (os::now_ms() > deadline) {
       break;  // best effort, as before moves were counted
     }
-    sched_yield();
+    os::yield();
   }
   if (asked)
     __atomic_fetch_sub(&g_move_waiters[cls], 1u, __ATOMIC_SEQ_CST);

@@ -4,6 +4,7 @@
 // the statistics printed at exit.
 #include "init.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -145,6 +146,18 @@ void apply_settings() {
 // The transfer caches are set up.
 RS_STARTUP_DATA bool g_transfer_ready = false;
 
+/// The CPU caches' per-class limits, from the size-class table: when the
+/// caches start, not at the first allocation (a process that allocates a
+/// few times never needs them). g_init_lock held.
+void set_cache_limits() {
+  rseq::ClassLimits limits[kNumClasses] = {};
+  for (size_t c = 1; c < kNumClasses; c++) {
+    const ClassInfo& ci = class_info(c);
+    limits[c] = {ci.size, ci.batch, ci.max_capacity};
+  }
+  g_cpu_cache.set_limits(limits, kNumClasses);
+}
+
 /// The transfer caches, then the CPU caches (which publish their mode
 /// last). g_init_lock held. True the first time.
 bool start_caches_locked() {
@@ -156,6 +169,9 @@ bool start_caches_locked() {
     g_transfer_ready = true;
     start_fast_free_checks();
   }
+  os::start_clock();  // the caches' idle drains and the decay need time
+  if (!g_cpu_cache.laid_out())
+    set_cache_limits();
   return g_cpu_cache.start();
 }
 
@@ -178,14 +194,9 @@ bool report_wanted() {
 void start_caches() {
   if (g_config.disable)
     return;
-  rseq::ClassLimits limits[kNumClasses] = {};
-  for (size_t c = 1; c < kNumClasses; c++) {
-    const ClassInfo& ci = class_info(c);
-    limits[c] = {ci.size, ci.batch, ci.max_capacity};
-  }
-  g_cpu_cache.init(limits, kNumClasses, {refill, drain, start_cpu_caches},
-                   g_config.cpu_cache_bytes,
-                   g_config.rseq != RseqSetting::kOff);
+  g_cpu_cache.configure({refill, drain, start_cpu_caches},
+                        g_config.cpu_cache_bytes,
+                        g_config.rseq != RseqSetting::kOff);
   g_cpu_cache.set_idle_ms(idle_cache_ms());
   g_cpu_cache.set_single_index(g_valgrind);
   if (report_wanted())
@@ -198,9 +209,7 @@ void start_caches() {
 void* purger(void*) {
   for (;;) {
     uint64_t period = g_config.decay_ms / 2 > 10 ? g_config.decay_ms / 2 : 10;
-    struct timespec ts = {static_cast<time_t>(period / 1000),
-                          static_cast<long>(period % 1000) * 1000000};
-    nanosleep(&ts, nullptr);
+    os::sleep_ms(period);
     g_cpu_cache.drain(idle_cache_ms());
     if (caches_started())
       maybe_flush_idle_transfer_caches(g_config.decay_ms);
@@ -211,24 +220,60 @@ void* purger(void*) {
   return nullptr;
 }
 
+/// The libc functions that start the purger, found when it starts: named
+/// in the library, each would be a symbol lookup at load in every process
+/// (docs/benchmarks.md, start-up), for a thread few ask for.
+struct ThreadCalls {
+  int (*set_sigmask)(int, const sigset_t*, sigset_t*);
+  int (*attr_init)(pthread_attr_t*);
+  int (*attr_setdetachstate)(pthread_attr_t*, int);
+  int (*attr_setstacksize)(pthread_attr_t*, size_t);
+  int (*attr_destroy)(pthread_attr_t*);
+  int (*create)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+};
+
+template <typename Fn>
+bool find(Fn* fn, const char* name) {
+  *fn = reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name));
+  return *fn != nullptr;
+}
+
+bool find_thread_calls(ThreadCalls* c) {
+  return find(&c->set_sigmask, "pthread_sigmask") &&
+         find(&c->attr_init, "pthread_attr_init") &&
+         find(&c->attr_setdetachstate, "pthread_attr_setdetachstate") &&
+         find(&c->attr_setstacksize, "pthread_attr_setstacksize") &&
+         find(&c->attr_destroy, "pthread_attr_destroy") &&
+         find(&c->create, "pthread_create");
+}
+
 void start_purger() {
+  os::start_clock();
+  ThreadCalls c;
+  if (!find_thread_calls(&c)) {
+    Log log;
+    log.str(
+        "rsmalloc: RSMALLOC_BACKGROUND=1: cannot start the purger thread\n");
+    return;
+  }
   // Blocks every signal in the new thread: the program's signals are for
-  // its own threads.
+  // its own threads. (All bits set: pthread_sigmask leaves out the
+  // signals glibc keeps for itself, as sigfillset does.)
   sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  memset(&all, 0xff, sizeof(all));
+  c.set_sigmask(SIG_SETMASK, &all, &old);
   pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
+  c.attr_init(&attr);
+  c.attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  c.attr_setstacksize(&attr, 64 * 1024);
   pthread_t thread;
-  if (pthread_create(&thread, &attr, purger, nullptr) != 0) {
+  if (c.create(&thread, &attr, purger, nullptr) != 0) {
     Log log;
     log.str(
         "rsmalloc: RSMALLOC_BACKGROUND=1: cannot start the purger thread\n");
   }
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  c.attr_destroy(&attr);
+  c.set_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 }  // namespace
@@ -254,6 +299,9 @@ RS_SLOW_PATH void init() {
     g_free_mark &= ~uintptr_t{0xff};
     g_shuffle_state = secrets[0] ^ secrets[1];
     g_cpu_cache.set_word(g_free_mark);
+    // No clock read until the caches start or the heap grows (os.h): the
+    // first calls' stamps count from then on.
+    os::hold_clock();
     set_free_mark(g_free_mark);
     set_system_page_size(os::system_page_size());
     if (!g_settings_read)  // late_init may have read them (once: it reports)

@@ -152,6 +152,7 @@ class MappingCache {
 MappingCache g_mapping_cache;
 
 void* map_large(size_t n, size_t align, bool* zeroed) {
+  os::start_clock();  // the mapping cache's entries age
   size_t bytes = align_up(n, kPageSize);
   if (bytes < n)
     return nullptr;

@@ -2,8 +2,7 @@
 // Base layer: the counts of free blocks on the move (moves.h).
 #include "moves.h"
 
-#include <pthread.h>
-#include <sched.h>
+#include "os.h"
 
 #ifdef RS_RSEQ_INJECT
 extern "C" {
@@ -26,10 +25,10 @@ constexpr int kPoliteYields = 64;
 }  // namespace
 
 size_t move_slot() {
-  // pthread_self() is the thread's control block: distinct per live
-  // thread, a load of the thread pointer (no allocation). The multiply
-  // spreads its bits; the top ones pick the slot.
-  uint64_t self = static_cast<uint64_t>(pthread_self());
+  // The thread pointer (glibc's pthread_self() on x86-64): distinct per
+  // live thread, a register read, and no libc symbol to look up at load.
+  // The multiply spreads its bits; the top ones pick the slot.
+  uint64_t self = reinterpret_cast<uintptr_t>(__builtin_thread_pointer());
   return static_cast<size_t>((self * 0x9e3779b97f4a7c15u) >> 58) &
          (kMoveSlots - 1);
 }
@@ -67,7 +66,7 @@ void move_yield_to_waiters(size_t cls) {
   for (int i = 0; i < kPoliteYields; i++) {
     if (RS_LIKELY(__atomic_load_n(&g_move_waiters[cls], __ATOMIC_RELAXED) == 0))
       return;
-    sched_yield();
+    os::yield();
   }
 }
 

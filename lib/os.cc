@@ -226,18 +226,77 @@ void close(int fd) {
   sys(SYS_close, fd);
 }
 
+long pid() {
+  return sys(SYS_getpid);
+}
+
+void yield() {
+  sys(SYS_sched_yield);
+}
+
+void sleep_ms(uint64_t ms) {
+  struct timespec ts = {static_cast<time_t>(ms / 1000),
+                        static_cast<long>(ms % 1000) * 1000000};
+  sys(SYS_nanosleep, L(&ts), 0);
+}
+
+long affinity(void* mask, size_t bytes) {
+  return sys(SYS_sched_getaffinity, 0, static_cast<long>(bytes), L(mask));
+}
+
 bool random_bytes(void* buf, size_t len) {
   long ret = sys(SYS_getrandom, L(buf), static_cast<long>(len), GRND_NONBLOCK);
   return ret == static_cast<long>(len);
 }
 
-uint64_t now_ms() {
+namespace {
+
+// The clock starts late (os.h). Before it starts, now_ms() is kClockBase;
+// from then on kClockBase plus the milliseconds since it started, so a
+// stamp taken before counts as taken at the start. kClockBase (about 35
+// years) keeps 0, the "never" of the callers' timers, far in the past as
+// the system's clock did; g_clock_offset is 0 until the start and then
+// the system's milliseconds at the start minus kClockBase (0 only after
+// 35 years of uptime, when the clock would merely stay held).
+constexpr uint64_t kClockBase = uint64_t{1} << 40;
+RS_STARTUP_DATA bool g_clock_held = false;
+RS_STARTUP_DATA uint64_t g_clock_offset = 0;
+
+uint64_t system_ms() {
   struct timespec ts;
   // clock_gettime goes through the vDSO and neither allocates nor fails for
   // this clock; it is the one libc call here, for speed.
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000 +
          static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
+
+}  // namespace
+
+void hold_clock() {
+  __atomic_store_n(&g_clock_held, true, __ATOMIC_RELAXED);
+}
+
+void start_clock() {
+  if (__atomic_load_n(&g_clock_offset, __ATOMIC_RELAXED) != 0)
+    return;
+  uint64_t none = 0;
+  __atomic_compare_exchange_n(&g_clock_offset, &none, system_ms() - kClockBase,
+                              false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+uint64_t now_ms() {
+  uint64_t offset = __atomic_load_n(&g_clock_offset, __ATOMIC_RELAXED);
+  if (RS_UNLIKELY(offset == 0)) {
+    if (__atomic_load_n(&g_clock_held, __ATOMIC_RELAXED))
+      return kClockBase;
+    start_clock();
+    offset = __atomic_load_n(&g_clock_offset, __ATOMIC_RELAXED);
+  }
+  // Never before the start: another thread's start may have read the
+  // coarse clock a tick later than this thread's read.
+  uint64_t t = system_ms() - offset;
+  return t > kClockBase ? t : kClockBase;
 }
 
 SystemThp system_thp() {

@@ -60,11 +60,43 @@ long read(int fd, void* buf, size_t len);
 
 void close(int fd);
 
+// getpid, sched_yield, nanosleep and sched_getaffinity as system calls of
+// our own rather than libc's wrappers: each libc function the library
+// names is a symbol lookup by the dynamic loader in every process
+// (docs/benchmarks.md, start-up), and these are for rare paths.
+
+/// The process id.
+long pid();
+
+/// sched_yield().
+void yield();
+
+/// Sleeps ms milliseconds (an interrupted sleep returns early).
+void sleep_ms(uint64_t ms);
+
+/// sched_getaffinity(0) into mask (bytes long): the bytes the kernel wrote
+/// (the caller zeroes the rest beforehand), or a negative errno.
+long affinity(void* mask, size_t bytes);
+
 /// Fills buf with random bytes (getrandom, non-blocking); false on failure.
 bool random_bytes(void* buf, size_t len);
 
-/// Milliseconds from CLOCK_MONOTONIC_COARSE (vDSO; cheap).
+/// Milliseconds from CLOCK_MONOTONIC_COARSE (vDSO; cheap), counted from
+/// an arbitrary origin: only differences mean something. Held by
+/// hold_clock(), it does not move (and reads no clock: the vDSO's data
+/// page is a page fault of its own in a process that reads no time) until
+/// start_clock(); stamps taken meanwhile count as taken at the start.
 uint64_t now_ms();
+
+/// Holds the clock until start_clock(): the first malloc does, so that a
+/// process that allocates a few times reads no clock (docs/benchmarks.md,
+/// start-up). Without it the clock starts at its first read.
+void hold_clock();
+
+/// Starts the clock (once; idempotent). Everything that needs time to pass
+/// calls it first: the CPU caches' start, the page heap's growth past its
+/// first chunk, large mappings, the purger, a wait with a deadline.
+void start_clock();
 
 /// The system's transparent huge page policy, the bracketed word of
 /// /sys/kernel/mm/transparent_hugepage/enabled: kAlways backs all

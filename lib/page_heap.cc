@@ -37,6 +37,7 @@ void PageHeap::insert(Span* span) {
   if (free_[kind][i] != nullptr)
     free_[kind][i]->prev = span;
   free_[kind][i] = span;
+  nonempty_[kind][i / 64] |= uint64_t{1} << (i % 64);
   stats_.free_bytes += span->bytes();
   stats_.released_bytes += span->released_pages << kPageShift;
   stats_.free_spans++;
@@ -49,6 +50,8 @@ void PageHeap::remove(Span* span) {
     span->prev->next = span->next;
   } else {
     free_[kind][i] = span->next;
+    if (span->next == nullptr)
+      nonempty_[kind][i / 64] &= ~(uint64_t{1} << (i % 64));
   }
   if (span->next != nullptr)
     span->next->prev = span->prev;
@@ -58,11 +61,21 @@ void PageHeap::remove(Span* span) {
   stats_.free_spans--;
 }
 
-Span* PageHeap::best_fit(int kind, size_t n) {
-  for (size_t i = n; i <= kExactLists; i++) {
-    if (free_[kind][i] != nullptr)
-      return free_[kind][i];
+size_t PageHeap::next_nonempty(int kind, size_t from) const {
+  for (size_t w = from / 64; w < kListWords; w++) {
+    uint64_t bits = nonempty_[kind][w];
+    if (w == from / 64)
+      bits &= ~uint64_t{0} << (from % 64);
+    if (bits != 0)
+      return w * 64 + static_cast<size_t>(__builtin_ctzll(bits));
   }
+  return kExactLists + 1;
+}
+
+Span* PageHeap::best_fit(int kind, size_t n) {
+  size_t i = n <= kExactLists ? next_nonempty(kind, n) : kExactLists + 1;
+  if (i <= kExactLists)
+    return free_[kind][i];
   Span* best = nullptr;
   for (Span* s = free_[kind][0]; s != nullptr; s = s->next) {
     if (s->num_pages >= n &&
@@ -104,6 +117,10 @@ bool PageHeap::grow(size_t n) {
   bool no_huge = g_config.thp == ThpSetting::kNever ||
                  (g_config.thp != ThpSetting::kAlways &&
                   stats_.heap_mapped_bytes + bytes <= kSmallHeapBytes);
+  // The clock may stay held while the heap is its first chunk: what decays
+  // late then is at most that chunk's free pages (os.h, hold_clock).
+  if (stats_.heap_mapped_bytes != 0 || bytes > kChunkBytes)
+    os::start_clock();
   void* mem = os::map_aligned(bytes, kChunkBytes, no_huge);
   if (mem == nullptr) {  // a tight RLIMIT_AS: ask for just what is needed
     bytes = n << kPageShift;

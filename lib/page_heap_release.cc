@@ -12,7 +12,8 @@ namespace rs {
 
 size_t PageHeap::release_locked(uint64_t decay_ms, uint64_t now) {
   size_t released = 0;
-  for (size_t i = 0; i <= kExactLists; i++) {
+  for (size_t i = next_nonempty(kResident, 0); i <= kExactLists;
+       i = next_nonempty(kResident, i + 1)) {
     // release_span puts what stays resident at the head of a list: the
     // walk goes on from the saved next.
     for (Span *s = free_[kResident][i], *next; s != nullptr; s = next) {

@@ -2,6 +2,7 @@
 // Facade: statistics and glibc's reporting and tuning functions
 // (mallinfo2, malloc_stats, malloc_info, mallopt), or glibc's own when
 // rsmalloc is disabled.
+#include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
 
@@ -102,10 +103,21 @@ struct InfoSink {
   bool ok;   // every fwrite took all its bytes
 };
 
+using Fwrite = size_t (*)(const void*, size_t, size_t, FILE*);
+
+// fwrite, found at the first malloc_info: named in the library it would be
+// a symbol lookup at load in every process.
+Fwrite g_fwrite;
+
 void info_write(void* ctx, const char* text, size_t len) {
   InfoSink* sink = static_cast<InfoSink*>(ctx);
+  Fwrite fn = __atomic_load_n(&g_fwrite, __ATOMIC_RELAXED);
+  if (fn == nullptr) {
+    fn = reinterpret_cast<Fwrite>(dlsym(RTLD_DEFAULT, "fwrite"));
+    __atomic_store_n(&g_fwrite, fn, __ATOMIC_RELAXED);
+  }
   // stdio may allocate: no allocator lock is held here.
-  if (fwrite(text, 1, len, sink->fp) != len)
+  if (fn == nullptr || fn(text, 1, len, sink->fp) != len)
     sink->ok = false;
 }
 

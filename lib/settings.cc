@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <sys/auxv.h>
+
 #include "config.h"
 #include "log.h"
+#include "os.h"
 
 namespace rs {
 
@@ -49,9 +52,26 @@ bool any_setting() {
   return false;
 }
 
-/// Looks `name` up; a setuid or setgid program sees nothing.
+/// Looks `name` up; a setuid or setgid program sees nothing. secure_getenv
+/// written out (AT_SECURE is what glibc's reads): one libc symbol fewer to
+/// look up at load in every process.
 const char* lookup(const char* name) {
-  return secure_getenv(name);
+  if (getauxval(AT_SECURE) != 0)
+    return nullptr;
+  size_t len = 0;
+  while (name[len] != '\0') {
+    len++;
+    __asm__("" : "+r"(len));  // not a call of strlen (gcc sees the idiom)
+  }
+  for (char** e = environ; *e != nullptr; e++) {
+    const char* v = *e;
+    size_t i = 0;
+    while (i < len && v[i] == name[i])
+      i++;
+    if (i == len && v[len] == '=')
+      return v + len + 1;
+  }
+  return nullptr;
 }
 
 template <typename T, typename Parse>
@@ -266,7 +286,7 @@ bool load_config() {
 void print_config(const char* cache_mode) {
   Log log;
   log.str("rsmalloc: version " PACKAGE_VERSION ", pid ");
-  log.dec(static_cast<uint64_t>(getpid()));
+  log.dec(static_cast<uint64_t>(os::pid()));
   log.str("\nrsmalloc: cache mode ").str(cache_mode);
   log.str("\nrsmalloc: RSMALLOC_DISABLE=").dec(g_config.disable);
   log.str(" RSMALLOC_RSEQ=");

@@ -7,5 +7,5 @@ check_PROGRAMS += tests/startup_prog
 tests_startup_prog_SOURCES = tests/startup_prog.c
 tests_startup_prog_CFLAGS = $(RS_WARN_CFLAGS) -fno-builtin
 
-dist_check_SCRIPTS += tests/startup.sh
-TESTS += tests/startup.sh
+dist_check_SCRIPTS += tests/startup.sh tests/startup-text.sh
+TESTS += tests/startup.sh tests/startup-text.sh

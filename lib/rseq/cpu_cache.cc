@@ -71,7 +71,8 @@ size_t possible_cpus() {
 
 size_t possible_cpus_fallback() {
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+  CPU_ZERO(&set);
+  if (os::affinity(&set, sizeof(set)) > 0) {
     for (size_t cpu = CPU_SETSIZE; cpu > 0; cpu--) {
       if (CPU_ISSET(cpu - 1, &set))
         return cpu;
@@ -99,8 +100,29 @@ void CpuCache::init(const ClassLimits* limits,
                     Backend backend,
                     size_t budget_bytes,
                     bool want_rseq) {
+  configure(backend, budget_bytes, want_rseq);
+  set_limits(limits, num_classes);
+  if (backend.start == nullptr)
+    start();
+}
+
+void CpuCache::configure(Backend backend, size_t budget_bytes, bool want_rseq) {
   backend_ = backend;  // even without caches, operations reach the backend
-  if (num_classes > kMaxClasses)
+  budget_bytes_ = budget_bytes;
+  want_rseq_ = want_rseq;
+  support_ = probe();
+  if (support_.usable) {
+    // The offsets now, the base when the caches start: a thread that sees
+    // the base has seen them for a long time (they never change).
+    long idx = support_.index == Index::kMmCid ? kMmCidOffset : kCpuIdOffset;
+    where_.area_off = fast_.area_off = support_.area_offset;
+    where_.idx_off = fast_.idx_off = support_.area_offset + idx;
+  }
+  description_ = "none yet: caches start at the 16th call or the first thread";
+}
+
+void CpuCache::set_limits(const ClassLimits* limits, size_t num_classes) {
+  if (num_classes > kMaxClasses || started_)
     return;
   // The headers take the first slots' room: one slot each with 64-bit
   // pointers, two with 32-bit ones (a Header is 8 bytes everywhere).
@@ -114,19 +136,6 @@ void CpuCache::init(const ClassLimits* limits,
   if (slots * sizeof(void*) > kRegionBytes || slots > UINT16_MAX)
     return;
   num_classes_ = num_classes;
-  budget_bytes_ = budget_bytes;
-  want_rseq_ = want_rseq;
-  support_ = probe();
-  if (support_.usable) {
-    // The offsets now, the base when the caches start: a thread that sees
-    // the base has seen them for a long time (they never change).
-    long idx = support_.index == Index::kMmCid ? kMmCidOffset : kCpuIdOffset;
-    where_.area_off = fast_.area_off = support_.area_offset;
-    where_.idx_off = fast_.idx_off = support_.area_offset + idx;
-  }
-  description_ = "none yet: caches start at the 16th call or the first thread";
-  if (backend.start == nullptr)
-    start();
 }
 
 bool CpuCache::start() {

@@ -89,15 +89,27 @@ struct alignas(64) CpuState {
 /// The per-CPU caches of the process.
 class CpuCache {
  public:
-  /// Sets the limits and the backend, and probes rseq (no system call).
-  /// With a Backend::start, the caches themselves wait for start(): until
-  /// then the mode is kNone and every operation goes to the backend.
-  /// Without one, init() calls start().
+  /// configure(), then set_limits(). With a Backend::start, the caches
+  /// themselves wait for start(): until then the mode is kNone and every
+  /// operation goes to the backend. Without one, init() calls start().
   void init(const ClassLimits* limits,
             size_t num_classes,
             Backend backend,
             size_t budget_bytes,
             bool want_rseq);
+
+  /// Sets the backend and probes rseq (no system call; the offsets the
+  /// sections read are set long before start() publishes the base). The
+  /// first allocation of a process calls it; the per-class layout waits for
+  /// set_limits(), which need only come before start().
+  void configure(Backend backend, size_t budget_bytes, bool want_rseq);
+
+  /// The per-class limits and the slots' layout; before start() (which
+  /// falls back to the locked caches' "too many classes" without them).
+  void set_limits(const ClassLimits* limits, size_t num_classes);
+
+  /// Whether set_limits() has laid the classes out.
+  bool laid_out() const { return num_classes_ != 0; }
 
   /// Maps the regions and picks the mode: rseq when `want_rseq` and rseq
   /// is usable, else the locked fallback; kNone when no memory. The reason
