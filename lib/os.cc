@@ -65,27 +65,6 @@ long L(const void* p) {
 
 }  // namespace
 
-void* map(size_t size, bool no_huge) {
-  // MAP_STACK: since Linux 6.7 it marks the mapping VM_NOHUGEPAGE (and
-  // nothing else); before, it does nothing (refuse_huge_pages then advises).
-  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-  if (no_huge)
-    flags |= MAP_STACK;
-#if defined(__x86_64__)
-  long ret = sys(SYS_mmap, 0, static_cast<long>(size), PROT_READ | PROT_WRITE,
-                 flags, -1, 0);
-  return failed(ret) ? nullptr : ptr_at<void>(static_cast<uintptr_t>(ret));
-#else
-  // Not SYS_mmap: on i386 and s390x it is old_mmap, which takes a pointer
-  // to its arguments, and 32-bit ARM has only mmap2. glibc's mmap picks
-  // the right call and does not allocate; errno is kept as sys() keeps it.
-  int saved = errno;
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
-  errno = saved;
-  return p == MAP_FAILED ? nullptr : p;
-#endif
-}
-
 namespace {
 
 // 1: the kernel marks MAP_STACK mappings VM_NOHUGEPAGE (6.7 and later);
@@ -114,9 +93,30 @@ bool stack_refuses_huge() {
 
 }  // namespace
 
-void refuse_huge_pages(void* p, size_t size) {
-  if (!stack_refuses_huge())
+void* map(size_t size, bool no_huge) {
+  // MAP_STACK: since Linux 6.7 it marks the mapping VM_NOHUGEPAGE (and
+  // nothing else), at no cost; before, it does nothing, and the mapping
+  // gets MADV_NOHUGEPAGE instead (a system call).
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (no_huge)
+    flags |= MAP_STACK;
+#if defined(__x86_64__)
+  long ret = sys(SYS_mmap, 0, static_cast<long>(size), PROT_READ | PROT_WRITE,
+                 flags, -1, 0);
+  void* p = failed(ret) ? nullptr : ptr_at<void>(static_cast<uintptr_t>(ret));
+#else
+  // Not SYS_mmap: on i386 and s390x it is old_mmap, which takes a pointer
+  // to its arguments, and 32-bit ARM has only mmap2. glibc's mmap picks
+  // the right call and does not allocate; errno is kept as sys() keeps it.
+  int saved = errno;
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  errno = saved;
+  if (p == MAP_FAILED)
+    p = nullptr;
+#endif
+  if (p != nullptr && no_huge && !stack_refuses_huge())
     advise_hugepage(p, size, false);
+  return p;
 }
 
 namespace {

@@ -11,17 +11,13 @@ namespace rs::os {
 
 /// Maps `size` bytes of zeroed read-write anonymous memory; nullptr on
 /// failure (for example under RLIMIT_AS). `no_huge`: the mapping refuses
-/// transparent huge pages (refuse_huge_pages must follow it).
+/// transparent huge pages (MAP_STACK from Linux 6.7 on, at no cost;
+/// MADV_NOHUGEPAGE on older kernels).
 void* map(size_t size, bool no_huge = false);
 
 /// Maps `size` bytes aligned to `align` (a power of two >= 4 KiB) by mapping
 /// more and trimming the ends; nullptr on failure. `no_huge` as for map().
 void* map_aligned(size_t size, size_t align, bool no_huge = false);
-
-/// After map(size, true): makes sure [p, p + size) refuses transparent
-/// huge pages. Linux 6.7 and later do it for the mapping's MAP_STACK at no
-/// cost; older kernels get MADV_NOHUGEPAGE (a system call).
-void refuse_huge_pages(void* p, size_t size);
 
 void unmap(void* p, size_t size);
 

@@ -138,9 +138,7 @@ bool PageHeap::grow(size_t n) {
     os::unmap(mem, bytes);
     return false;
   }
-  if (no_huge)
-    os::refuse_huge_pages(mem, bytes);
-  else
+  if (!no_huge)
     advise_chunk_locked(mem, bytes);  // always, or grown past 32 MiB
   stats_.heap_mapped_bytes += bytes;
   vg::make_noaccess(mem, bytes);  // no block here until one is handed out

@@ -34,7 +34,6 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
     void* leaf = os::map(sizeof(Leaf), true);
     if (leaf == nullptr)
       return false;
-    os::refuse_huge_pages(leaf, sizeof(Leaf));
     __atomic_fetch_add(&leaf_bytes_, sizeof(Leaf), __ATOMIC_RELAXED);
     __atomic_store_n(&root_[i], static_cast<Leaf*>(leaf), __ATOMIC_RELEASE);
   }

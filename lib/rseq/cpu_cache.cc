@@ -89,7 +89,6 @@ bool CpuCache::map_regions() {
   char* mem = static_cast<char*>(os::map(regions_bytes + states_bytes, true));
   if (mem == nullptr)
     return false;
-  os::refuse_huge_pages(mem, regions_bytes + states_bytes);
   regions_ = mem;
   states_ = ptr_at<CpuState>(addr(mem) + regions_bytes);
   return true;
