@@ -141,6 +141,15 @@ void CentralList::mark_tail(Span* span) {
   }
 }
 
+namespace {
+
+/// Whether carving marks the uncarved slots of the page it enters.
+bool marks_ahead(const ClassInfo& ci) {
+  return ci.size < (size_t{1} << 12);  // below a 4 KiB system page
+}
+
+}  // namespace
+
 void* CentralList::pop(Span* span, bool mark_new) {
   const ClassInfo& ci = class_info(cls());
   if (span->num_free == 0 && span->any_released &&
@@ -158,8 +167,12 @@ void* CentralList::pop(Span* span, bool mark_new) {
       // New to the CPU caches, where every object carries the free mark
       // (a free of it before it is handed out is then seen).
       *word = g_mark;
-    } else if (*word == g_mark) {
-      *word = 0;  // for calloc, which was told it reads as zeros
+    } else if (marks_ahead(ci) && *word == g_mark) {
+      // For calloc, which was told it reads as zeros. Only classes that
+      // mark ahead can find the mark here: reading a larger class's word
+      // would fault in a page calloc counts on not touching (a read of a
+      // new page is not free where the kernel maps no zero page for it).
+      *word = 0;
     }
     vg::make_noaccess(word, sizeof(uintptr_t));
     // carved() follows, once for all the objects that one visit of
@@ -168,15 +181,6 @@ void* CentralList::pop(Span* span, bool mark_new) {
   span->allocated++;
   return obj;
 }
-
-namespace {
-
-/// Whether carving marks the uncarved slots of the page it enters.
-bool marks_ahead(const ClassInfo& ci) {
-  return ci.size < (size_t{1} << 12);  // below a 4 KiB system page
-}
-
-}  // namespace
 
 size_t CentralList::fast_free_pages(const Span* span, uintptr_t bump) const {
   if (span->checks_late || !checks_started())
