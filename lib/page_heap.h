@@ -120,6 +120,13 @@ class PageHeap {
   // this refuse huge pages (grow()).
   static constexpr size_t kSmallHeapBytes = 8u << 20;
   static constexpr size_t kMinSlackBytes = 2u << 20;  // resident free kept
+  // The at-once trim (trim_to_slack) returns only free spans of at least
+  // this many pages (256 KiB), and at least this much of one: a madvise of
+  // fewer than 33 system pages makes the kernel flush the TLB page by page,
+  // which some VMs charge an exit for each (about 25 us a page on the
+  // reference machine, against 0.4 us a page for 1024 pages in one call).
+  // Smaller free spans wait for the decay, or merge into larger ones.
+  static constexpr size_t kAtOnceMinPages = 32;
   static constexpr size_t kPeakKeepDivisor = 8;   // of the window's peak, kept
   static constexpr uint64_t kRegrowWindows = 16;  // decay times a trim counts
   static constexpr int kResident = 0;  // free_[kResident]: pages in memory
@@ -162,7 +169,9 @@ class PageHeap {
   void note_regrowth(size_t faulted_bytes);
   size_t release_locked(uint64_t decay_ms, uint64_t now);
   size_t unmap_free_locked();
-  size_t trim_locked(size_t keep_bytes);
+  /// Returns resident free pages, largest spans first, until at most
+  /// keep_bytes stay; spans under min_pages are left alone.
+  size_t trim_locked(size_t keep_bytes, size_t min_pages);
   size_t release_span(Span* span, size_t max_pages);
   bool huge_backed_locked();
   os::SystemThp system_thp_locked();

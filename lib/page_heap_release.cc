@@ -86,19 +86,23 @@ size_t PageHeap::release_span(Span* s, size_t max_pages) {
   return hi - lo;
 }
 
-size_t PageHeap::trim_locked(size_t keep_bytes) {
+size_t PageHeap::trim_locked(size_t keep_bytes, size_t min_pages) {
   size_t released = 0;
   // Largest spans first: fewer system calls for the same bytes; of the
-  // last one only what is over keep_bytes.
+  // last one only what is over keep_bytes, or min_pages of it.
   for (size_t i = 0; i <= kExactLists; i++) {
     size_t list = i == 0 ? 0 : kExactLists + 1 - i;
+    if (list != 0 && list < min_pages)
+      return released;  // the exact lists hold spans of `list` pages
     for (Span *s = free_[kResident][list], *next; s != nullptr; s = next) {
       next = s->next;
       size_t resident = stats_.free_bytes - stats_.released_bytes;
       if (resident <= keep_bytes)
         return released;
+      if (s->num_pages < min_pages)
+        continue;
       size_t over = align_up(resident - keep_bytes, kPageSize) >> kPageShift;
-      released += release_span(s, over);
+      released += release_span(s, over > min_pages ? over : min_pages);
     }
   }
   return released;
@@ -168,7 +172,7 @@ void PageHeap::trim_to_slack() {
   if (stats_.free_bytes - stats_.released_bytes > slack) {
     size_t keep = slack - slack / 8;
     keep = keep > regrow ? keep : regrow;
-    size_t released = trim_locked(keep);
+    size_t released = trim_locked(keep, kAtOnceMinPages);
     if (released != 0) {
       if (now >= trimmed_until_ms_)
         trimmed_ = regrown_ = 0;  // what went back long ago is no regrowth
@@ -218,7 +222,7 @@ void PageHeap::maybe_decay() {
 
 size_t PageHeap::trim(size_t keep_bytes) {
   LockGuard guard(lock_);
-  return trim_locked(keep_bytes);
+  return trim_locked(keep_bytes, 1);
 }
 
 size_t PageHeap::release(uint64_t decay_ms) {
