@@ -38,9 +38,20 @@ srcdir=$(cd "$(dirname "$0")/.." && pwd)
 build=${2:-${TMPDIR:-/tmp}/rsmalloc-cross-$arch}
 [ $# -ge 2 ] && shift 2 || shift $#
 # An x86-64 kernel runs i386 programs itself: no emulator, and the tests
-# that fork run as they do natively.
-if [ "$triplet" = i686-linux-gnu ] && [ "$(uname -m)" = x86_64 ]; then
-  qemu=native
+# that fork run as they do natively. Not every one does: some VMs' kernels
+# refuse 32-bit programs ("Exec format error"; IA32 emulation off), and
+# there the tests run under qemu-i386 like the other architectures'.
+if [ "$triplet" = i686-linux-gnu ] && [ "$(uname -m)" = x86_64 ] &&
+  [ -z "${RS_QEMU:-}" ]; then
+  probe=$(mktemp -d)
+  echo 'int main(void) { return 0; }' >"$probe/p.c"
+  if "$triplet-gcc" -o "$probe/p" "$probe/p.c" 2>/dev/null &&
+    "$probe/p" 2>/dev/null; then
+    qemu=native
+  else
+    echo "cross.sh: this kernel does not run i386 programs; using $qemu" >&2
+  fi
+  rm -rf "$probe"
 fi
 qemu=${RS_QEMU:-$qemu}
 for tool in "$triplet-g++" "$qemu"; do
