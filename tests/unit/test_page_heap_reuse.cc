@@ -255,6 +255,61 @@ START_TEST(default_minimum_slack_is_2_mib) {
 
 END_TEST
 
+// The at-once trim returns only free runs of 32 pages (256 KiB) or more: a
+// madvise of fewer than 33 system pages flushes the TLB page by page,
+// which some VMs charge an exit for each. Isolated 8-page runs stay
+// resident however far over the slack they are (the decay or malloc_trim
+// returns them); a 64-page run goes.
+START_TEST(at_once_trim_leaves_small_runs) {
+  g_page_heap.set_min_slack(0);
+  Span* g0 = must_allocate(1);
+
+  enum { kRuns = 96 };
+
+  uintptr_t first_page[kRuns];
+  Span* runs[kRuns];
+  Span* guards[kRuns];
+  for (int i = 0; i < kRuns; i++) {
+    runs[i] = g_page_heap.allocate(8, SpanState::kSmall, 1);
+    ck_assert_ptr_nonnull(runs[i]);
+    memset(span_ptr(runs[i]), 0x6b, runs[i]->bytes());
+    first_page[i] = runs[i]->first_page;
+    guards[i] = must_allocate(1);  // keeps the freed runs apart
+  }
+  for (Span* r : runs)
+    g_page_heap.free(r);
+  Span* big = must_allocate(64);
+  uintptr_t big_page = big->first_page;
+  Span* g1 = must_allocate(1);
+  memset(span_ptr(big), 0x6b, big->bytes());
+  g_page_heap.free(big);
+  // The big run went back whole; every run under 32 pages is still
+  // resident (where chunks meet, a few of the 8-page runs may lie side by
+  // side and merge into one of 32 or more, which may go).
+  Span* f = free_span_at(big_page);
+  ck_assert_uint_eq(f->released_pages, f->num_pages);
+  int small = 0;
+  for (uintptr_t page : first_page) {
+    f = free_span_at(page);
+    if (f->num_pages >= 32)
+      continue;
+    small++;
+    ck_assert_msg(f->released_pages == 0,
+                  "a free run of %zu pages went back at once",
+                  static_cast<size_t>(f->num_pages));
+  }
+  ck_assert_int_ge(small, kRuns * 3 / 4);
+  // malloc_trim returns them all.
+  g_page_heap.trim(0);
+  ck_assert_uint_eq(resident_free(g_page_heap.stats()), 0);
+  for (Span* g : guards)
+    g_page_heap.free(g);
+  g_page_heap.free(g0);
+  g_page_heap.free(g1);
+}
+
+END_TEST
+
 int main(void) {
   Suite* s = suite_create("page_heap_reuse");
   TCase* tc = tcase_create("reuse");
@@ -265,6 +320,7 @@ int main(void) {
   tcase_add_test(tc, large_peak_of_the_window_before_is_kept);
   tcase_add_test(tc, pages_that_came_back_stay);
   tcase_add_test(tc, default_minimum_slack_is_2_mib);
+  tcase_add_test(tc, at_once_trim_leaves_small_runs);
   suite_add_tcase(s, tc);
   return rs_check_run(s, "test_page_heap_reuse");
 }
