@@ -93,14 +93,12 @@ size_t PageHeap::trim_locked(size_t keep_bytes, size_t min_pages) {
   for (size_t i = 0; i <= kExactLists; i++) {
     size_t list = i == 0 ? 0 : kExactLists + 1 - i;
     if (list != 0 && list < min_pages)
-      return released;  // the exact lists hold spans of `list` pages
+      return released;  // list k holds spans of k pages; list 0, longer
     for (Span *s = free_[kResident][list], *next; s != nullptr; s = next) {
       next = s->next;
       size_t resident = stats_.free_bytes - stats_.released_bytes;
       if (resident <= keep_bytes)
         return released;
-      if (s->num_pages < min_pages)
-        continue;
       size_t over = align_up(resident - keep_bytes, kPageSize) >> kPageShift;
       released += release_span(s, over > min_pages ? over : min_pages);
     }
