@@ -122,7 +122,14 @@ class CentralList {
   /// at some point (below the bump pointer). Central lock held.
   bool handed_out(const Span* span, const void* p) const;
   Span* new_span();
-  Span* nonempty_span();
+  /// A span with a free object, made when there is none; `carve` objects
+  /// of a new one are written before the lock is taken again (fault_in).
+  Span* nonempty_span(size_t carve);
+  /// Writes what carving `carve` objects of the new span will write (their
+  /// free marks, the marks ahead, the tail's), so that its page faults come
+  /// before the central lock. The span is on no list yet: no other thread
+  /// carves it.
+  void fault_in(Span* span, size_t carve);
 
   /// The size class: the list's index in g_central. Not a member set at
   /// start-up: a process that uses a few classes touches only their lists'
