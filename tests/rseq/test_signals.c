@@ -276,8 +276,9 @@ static int storm_did_enough(void* arg) {
 }
 
 /* Runs the storm; the process-wide timer when interval_us > 0, else one
- * timer per worker at thread_us. */
-static void storm(const char* name, long interval_us, long thread_us) {
+ * timer per worker at thread_us. Reports name it by `timer` and the
+ * interval it ran at. */
+static void storm(const char* timer, long interval_us, long thread_us) {
   /* Under qemu-user every signal costs the emulator far more than a real
    * CPU: a 20 us timer there starves the threads it interrupts (i686 under
    * qemu-i386 never finished). Ten times slower is still a storm. */
@@ -285,6 +286,9 @@ static void storm(const char* name, long interval_us, long thread_us) {
     interval_us *= 10;
     thread_us *= 10;
   }
+  char name[64];
+  snprintf(name, sizeof(name), "%s/%ldus", timer,
+           interval_us > 0 ? interval_us : thread_us);
   const char* mode = rsmalloc_cache_mode();
   int rseq = mode_is_rseq();
   g_signals = g_handler_mallocs = g_in_section = 0;
@@ -372,13 +376,13 @@ static void storm(const char* name, long interval_us, long thread_us) {
 }
 
 START_TEST(process_timer_storm) {
-  storm("ITIMER_REAL/20us", 20, 0);
+  storm("ITIMER_REAL", 20, 0);
 }
 
 END_TEST
 
 START_TEST(per_thread_timer_storm) {
-  storm("per-thread timers/30us", 0, 30);
+  storm("per-thread timers", 0, 30);
 }
 
 END_TEST
