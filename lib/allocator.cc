@@ -312,11 +312,12 @@ void* reallocate(void* p, size_t n) {
     return fail_enomem();
   if (RS_UNLIKELY(g_valgrind))
     return vg_reallocate(p, n);
-  size_t cls = g_page_map.class_of(p);
+  PageMap::Entry entry;
+  size_t cls = g_page_map.class_at(p, &entry);
   size_t old_size;
   Span* span = nullptr;
   if (cls != 0) {
-    check_small_block(p, cls, "realloc");
+    check_live_block(p, cls, entry, "realloc");
     old_size = class_size(cls);
     if (RS_UNLIKELY(g_harden)) {
       old_size -= kCanaryBytes;  // strict: always a new block, checked free
@@ -349,7 +350,8 @@ void* reallocate(void* p, size_t n) {
 }
 
 size_t usable_size(const void* p) {
-  size_t cls = g_page_map.class_of(p);
+  PageMap::Entry entry;
+  size_t cls = g_page_map.class_at(p, &entry);
   Span* span = nullptr;
   if (cls == 0) {
     if (p == nullptr)
@@ -360,7 +362,7 @@ size_t usable_size(const void* p) {
       return glibc::usable_size(const_cast<void*>(p));
     }
   } else if (RS_LIKELY(!g_valgrind)) {
-    check_small_block(const_cast<void*>(p), cls, "malloc_usable_size");
+    check_live_block(const_cast<void*>(p), cls, entry, "malloc_usable_size");
   }
   size_t usable = raw_usable_size(cls, span);
   if (RS_UNLIKELY(g_harden) && cls != 0)
