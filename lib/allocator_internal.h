@@ -113,13 +113,14 @@ void check_small_block(void* p, size_t cls, const char* what);
 /// (entry), and the free mark. A page whose check is on holds no released
 /// unit and no uncarved slot without the mark, so there a start of a slot
 /// whose second word is not the mark is a live block, as free's full path
-/// takes it. Otherwise (checks off, strict mode, --disable-checks, the
-/// mark found) check_small_block decides.
+/// takes it (a page whose check is off has a check word of 0, which
+/// starts_slot never passes). Otherwise (strict mode, --disable-checks,
+/// the mark found) check_small_block decides.
 inline void check_live_block(void* p,
                              size_t cls,
                              const PageMap::Entry& entry,
                              const char* what) {
-  if (kFreeChecks && RS_LIKELY(!g_harden) && g_page_map.checks_used() &&
+  if (kFreeChecks && RS_LIKELY(!g_harden) &&
       PageMap::starts_slot(p, entry, cls) && *mark_word(p) != g_free_mark)
     return;
   check_small_block(p, cls, what);
