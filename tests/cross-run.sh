@@ -9,11 +9,20 @@
 # another architecture cannot be.
 # Environment: RS_QEMU (qemu-aarch64, ..., or native: run the program
 # itself), QEMU_LD_PREFIX (where qemu finds the target's loader and
-# libraries: / for Debian's multiarch libc6:<arch>), top_builddir.
+# libraries: / for Debian's multiarch libc6:<arch>), top_builddir, RS_CROSS_SKIP
+# (below).
 set -u
 prog=$1
 shift
 : "${RS_QEMU:?RS_QEMU names the qemu-user binary, or native}"
+# RS_CROSS_SKIP: test programs (by file name) not to run here, for a CI
+# that ran them natively and cannot spend the emulator's time on them again.
+for skip in ${RS_CROSS_SKIP:-}; do
+  if [ "$(basename "$prog")" = "$skip" ]; then
+    echo "skip: $prog (RS_CROSS_SKIP)"
+    exit 77
+  fi
+done
 case $prog in
 *.sh)
   echo "skip: $prog is a shell test of host programs, which cannot load" \
