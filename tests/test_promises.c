@@ -554,6 +554,35 @@ START_TEST(realloc_growth_takes_a_quarter_more) {
 
 END_TEST
 
+/* A 4 KiB page and its header (sqlite's page cache asks 4368 bytes) has a
+ * class of 4480 bytes, not the regular spacing's 4608; a block that grows
+ * through it by realloc skips it (it would leave a span of that class
+ * behind), so growth from 3584 bytes still gets 4608. */
+START_TEST(page_and_header_class) {
+  if (slow || getenv("RSMALLOC_HARDEN") != NULL)
+    return; /* valgrind's and strict mode's sizes differ */
+  void* p = malloc(opaque(4368));
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(malloc_usable_size(p), 4480);
+  free(p);
+  p = malloc(opaque(4481));
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(malloc_usable_size(p), 4608);
+  free(p);
+  unsigned char* q = malloc(opaque(3500));
+  ck_assert_ptr_nonnull(q);
+  ck_assert_uint_eq(malloc_usable_size(q), 3584);
+  memset(q, 0x5a, 3500);
+  q = realloc(q, opaque(3700));
+  ck_assert_ptr_nonnull(q);
+  ck_assert_uint_eq(malloc_usable_size(q), 4608);
+  for (size_t i = 0; i < 3500; i++)
+    ck_assert_uint_eq(q[i], 0x5a);
+  free(q);
+}
+
+END_TEST
+
 static TCase* tcase(Suite* s, const char* name, int timeout) {
   TCase* tc = tcase_create(name);
   tcase_set_timeout(tc, timeout);
@@ -569,6 +598,7 @@ static Suite* make_suite(void) {
   tcase_add_test(tc, calloc_reuses_dirty_large_blocks);
   tc = tcase(s, "realloc", 30);
   tcase_add_test(tc, realloc_growth_takes_a_quarter_more);
+  tcase_add_test(tc, page_and_header_class);
   tc = tcase(s, "misuse", 30);
   tcase_add_test(tc, free_interior_of_large_aborts);
   tcase_add_test(tc, realloc_interior_of_large_aborts);
