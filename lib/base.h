@@ -34,10 +34,16 @@ inline constexpr size_t kPageSize = size_t{1} << kPageShift;
 inline constexpr size_t kMinAlign = 16;  // every object is 16-byte aligned
 inline constexpr size_t kMaxSmallSize = 256 * 1024;  // above: large path
 inline constexpr size_t kHugePageSize = 2 * 1024 * 1024;
-// User address space the page map covers: 48 bits on 64-bit targets (what
-// x86-64, arm64, ppc64el, riscv64 sv48 hand out without a hint), all of
-// it on 32-bit ones.
+// User address space the page map covers: what the kernel hands out
+// without a hint, 47 bits on x86-64 (the page map's root, static, is then
+// 512 KiB, not 1 MiB: every process is charged its .bss to the commit
+// limit), 48 on the other 64-bit targets (arm64, ppc64el, riscv64 sv48),
+// all of it on 32-bit ones.
+#if defined(__x86_64__)
+inline constexpr size_t kAddressBits = 47;
+#else
 inline constexpr size_t kAddressBits = sizeof(void*) == 8 ? 48 : 32;
+#endif
 
 /// Writes "rsmalloc: <msg>" with the source location and aborts the process.
 [[noreturn]] RS_SLOW_PATH void fatal(const char* file,

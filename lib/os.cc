@@ -93,7 +93,9 @@ bool stack_refuses_huge() {
 
 }  // namespace
 
-void* map(size_t size, bool no_huge) {
+namespace {
+
+void* map_with(size_t size, bool no_huge, int prot) {
   // MAP_STACK: since Linux 6.7 it marks the mapping VM_NOHUGEPAGE (and
   // nothing else), at no cost; before, it does nothing, and the mapping
   // gets MADV_NOHUGEPAGE instead (a system call).
@@ -101,15 +103,14 @@ void* map(size_t size, bool no_huge) {
   if (no_huge)
     flags |= MAP_STACK;
 #if defined(__x86_64__)
-  long ret = sys(SYS_mmap, 0, static_cast<long>(size), PROT_READ | PROT_WRITE,
-                 flags, -1, 0);
+  long ret = sys(SYS_mmap, 0, static_cast<long>(size), prot, flags, -1, 0);
   void* p = failed(ret) ? nullptr : ptr_at<void>(static_cast<uintptr_t>(ret));
 #else
   // Not SYS_mmap: on i386 and s390x it is old_mmap, which takes a pointer
   // to its arguments, and 32-bit ARM has only mmap2. glibc's mmap picks
   // the right call and does not allocate; errno is kept as sys() keeps it.
   int saved = errno;
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  void* p = ::mmap(nullptr, size, prot, flags, -1, 0);
   errno = saved;
   if (p == MAP_FAILED)
     p = nullptr;
@@ -117,6 +118,16 @@ void* map(size_t size, bool no_huge) {
   if (p != nullptr && no_huge && !stack_refuses_huge())
     advise_hugepage(p, size, false);
   return p;
+}
+
+}  // namespace
+
+void* map(size_t size, bool no_huge) {
+  return map_with(size, no_huge, PROT_READ | PROT_WRITE);
+}
+
+void* reserve(size_t size, bool no_huge) {
+  return map_with(size, no_huge, PROT_READ);
 }
 
 namespace {

@@ -15,6 +15,15 @@ namespace rs::os {
 /// MADV_NOHUGEPAGE on older kernels).
 void* map(size_t size, bool no_huge = false);
 
+/// Reserves `size` bytes that read as zeros and cannot be written yet:
+/// protect(..., true) makes parts of it writable. Under
+/// vm.overcommit_memory=2 the kernel charges every writable private
+/// mapping to the commit limit when it is made, MAP_NORESERVE or not;
+/// a read-only one is charged nothing until a part becomes writable.
+/// Readable, not PROT_NONE: lookups (the page map for a wild pointer, a
+/// CPU's headers before its region is laid out) may read any part.
+void* reserve(size_t size, bool no_huge = false);
+
 /// Maps `size` bytes aligned to `align` (a power of two >= 4 KiB) by mapping
 /// more and trimming the ends; nullptr on failure. `no_huge` as for map().
 void* map_aligned(size_t size, size_t align, bool no_huge = false);

@@ -26,16 +26,59 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
     // turns it into a load.)
     Leaf* current = nullptr;
     if (!__atomic_compare_exchange_n(&root_[i], &current, nullptr, false,
-                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-      continue;  // a leaf is there
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      if (!commit(i, page, last))  // a leaf is there
+        return false;
+      continue;
+    }
     // Touched a few entries at a time: a huge page here (the system's THP
     // policy "always", or khugepaged collapsing it later) would make 2 MiB
-    // resident for a few KiB of entries.
-    void* leaf = os::map(sizeof(Leaf), true);
+    // resident for a few KiB of entries. Reserved, not mapped writable:
+    // under vm.overcommit_memory=2 a writable 4 MiB leaf is charged whole
+    // to the commit limit, in every process (os.h, reserve).
+    void* leaf = os::reserve(sizeof(Leaf), true);
     if (leaf == nullptr)
       return false;
-    __atomic_fetch_add(&leaf_bytes_, sizeof(Leaf), __ATOMIC_RELAXED);
     __atomic_store_n(&root_[i], static_cast<Leaf*>(leaf), __ATOMIC_RELEASE);
+    __atomic_fetch_add(&leaf_bytes_, sizeof(Leaf), __ATOMIC_RELAXED);
+    if (kPieces > 1 && tracked_ < kTrackedLeaves) {
+      tracked_root_[tracked_] = i;
+      committed_[tracked_] = 0;
+      tracked_++;
+    } else if (!os::protect(leaf, sizeof(Leaf), true)) {
+      return false;  // stays readable: zeros, no span
+    }
+    if (!commit(i, page, last))
+      return false;
+  }
+  return true;
+}
+
+bool PageMap::commit(uintptr_t i, uintptr_t page, uintptr_t last) {
+  size_t t = 0;
+  while (t < tracked_ && tracked_root_[t] != i)
+    t++;
+  if (t == tracked_)
+    return true;  // made writable whole
+  // The entries of this leaf's part of [page, last], in pieces.
+  uintptr_t lo = i << kLeafBits > page ? i << kLeafBits : page;
+  uintptr_t hi =
+      ((i + 1) << kLeafBits) - 1 < last ? ((i + 1) << kLeafBits) - 1 : last;
+  size_t first = ((lo & (kLeafLength - 1)) << kSlotShift) >> kPieceShift;
+  size_t end = (((hi & (kLeafLength - 1)) << kSlotShift) >> kPieceShift) + 1;
+  char* base = reinterpret_cast<char*>(root_[i]);
+  for (size_t k = first; k < end;) {
+    if ((committed_[t] >> k & 1) != 0) {
+      k++;
+      continue;
+    }
+    size_t run = k;  // the uncommitted pieces from k on, in one call
+    while (run < end && (committed_[t] >> run & 1) == 0)
+      run++;
+    if (!os::protect(base + (k << kPieceShift), (run - k) << kPieceShift, true))
+      return false;
+    for (; k < run; k++)
+      committed_[t] |= uint64_t{1} << k;
   }
   return true;
 }

@@ -14,10 +14,12 @@ namespace rs {
 /// Answers "is this ours, which class, which span" for any address.
 class PageMap {
  public:
-  static constexpr size_t kPageBits = kAddressBits - kPageShift;  // 35 (19)
+  static constexpr size_t kPageBits =
+      kAddressBits - kPageShift;  // 34 on x86-64, 35, 19
   // 32-bit: small leaves (21 KiB for 8 MiB of address space), 512 of them.
   static constexpr size_t kLeafBits = sizeof(void*) == 8 ? 18 : 10;
-  static constexpr size_t kRootBits = kPageBits - kLeafBits;  // 17 (9)
+  static constexpr size_t kRootBits =
+      kPageBits - kLeafBits;  // 16 on x86-64, 17, 9
   static constexpr size_t kLeafLength = size_t{1} << kLeafBits;
   static constexpr size_t kRootLength = size_t{1} << kRootBits;
 
@@ -190,10 +192,25 @@ class PageMap {
     return __atomic_load_n(&root_[i], __ATOMIC_ACQUIRE);
   }
 
+  /// Makes the entries of pages [page, last] in leaf i writable (a leaf
+  /// is an os::reserve: only the pieces that pages of ours need are
+  /// committed); false when the kernel refuses.
+  bool commit(uintptr_t i, uintptr_t page, uintptr_t last);
+
+  // A leaf is made writable a piece at a time: 64 KiB of entries, 32 MiB of
+  // address space (4 MiB leaves). The pieces of the first kTrackedLeaves
+  // leaves are tracked; a leaf past those is made writable whole.
+  static constexpr size_t kPieceShift = 16;
+  static constexpr size_t kPieces = sizeof(Leaf) >> kPieceShift;  // 64 (0)
+  static constexpr size_t kTrackedLeaves = 8;
+
   Leaf* root_[kRootLength];  // lazily mapped leaves
   size_t leaf_bytes_;        // total bytes of leaves
   uintptr_t low_;            // ensure()'s pages so far: [low_, high_)
   uintptr_t high_;
+  uintptr_t tracked_root_[kTrackedLeaves];  // root index of each
+  uint64_t committed_[kTrackedLeaves];      // its writable pieces
+  size_t tracked_;
   bool checks_used_;  // set_fast_free has turned a check on
 };
 

@@ -43,7 +43,7 @@ tests_limit_prog_CFLAGS = $(RS_WARN_CFLAGS) -fno-builtin
 tests_limit_prog_LDADD = lib/librsmalloc.la
 
 dist_check_SCRIPTS += tests/abi-deps.sh tests/ulimit.sh \
-	tests/real-programs.sh
+	tests/real-programs.sh tests/commit-charge.sh
 EXTRA_DIST += tests/abi-symbols.txt
 
 # glibc's behaviours: errno, mallopt, M_PERTURB and MALLOC_PERTURB_,
@@ -65,7 +65,8 @@ include $(srcdir)/tests/effects.mk
 
 # Cheap checks first.
 TESTS += tests/abi-deps.sh tests/test_abi tests/test_promises tests/test_cxx \
-	tests/test_stress tests/ulimit.sh tests/real-programs.sh
+	tests/test_stress tests/ulimit.sh tests/real-programs.sh \
+	tests/commit-charge.sh
 
 # Fresh objects of two CPUs' caches share no cache line (false sharing),
 # in both cache modes.

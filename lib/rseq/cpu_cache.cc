@@ -82,15 +82,25 @@ size_t possible_cpus_fallback() {
 }
 
 bool CpuCache::map_regions() {
-  // One mapping, one system call at start-up: the regions, then the states.
+  // One mapping, the states, then the regions. Reserved (os.h), not mapped
+  // writable: under vm.overcommit_memory=2 every process would be charged
+  // 256 KiB per possible CPU (16 MiB on 64 CPUs) whatever it used. The
+  // states and region 0 (mm_cid's first index) are made writable at once,
+  // in one call; other regions when their CPU is first laid out.
   size_t regions_bytes = num_cpus_ << kRegionShift;
   size_t states_bytes = align_up(num_cpus_ * sizeof(CpuState), kPageSize);
   // Regions are touched sparsely; a huge page would make RSS lie.
-  char* mem = static_cast<char*>(os::map(regions_bytes + states_bytes, true));
+  char* mem =
+      static_cast<char*>(os::reserve(states_bytes + regions_bytes, true));
   if (mem == nullptr)
     return false;
-  regions_ = mem;
-  states_ = ptr_at<CpuState>(addr(mem) + regions_bytes);
+  if (!os::protect(mem, states_bytes + kRegionBytes, true)) {
+    os::unmap(mem, states_bytes + regions_bytes);
+    return false;
+  }
+  states_ = ptr_at<CpuState>(addr(mem));
+  regions_ = mem + states_bytes;
+  states_[0].writable = true;
   return true;
 }
 
@@ -232,6 +242,17 @@ bool CpuCache::thread_has_rseq() const {
 }
 
 void CpuCache::init_region(size_t cpu) {
+  CpuState& st = states_[cpu];
+  if (!st.writable) {
+    if (!os::protect(region(cpu), kRegionBytes, true)) {
+      // Refused (the commit limit): the headers stay all zero, which
+      // every section reads as a stopped class (no room, max_end 0), and
+      // nothing grows them: this CPU's operations go to the backend.
+      __atomic_store_n(&st.initialised, true, __ATOMIC_RELEASE);
+      return;
+    }
+    st.writable = true;
+  }
   if (mode_ == Mode::kRseq) {
     // A section on this CPU may be reading these headers now. Pops read
     // begin before current, so going from all zero straight to the layout

@@ -79,6 +79,7 @@ enum class Mode : uint8_t {
 struct alignas(64) CpuState {
   Lock lock;                // slow paths: layout, growth, drains; fallback: all
   bool initialised;         // the headers have been laid out
+  bool writable;            // its region may be written (map_regions)
   size_t capacity_bytes;    // sum over classes of (end - begin) * size
   size_t big_bytes;         // the part of it in classes of kBigObject up
   uint64_t last_active_ms;  // last slow path on this CPU

@@ -76,6 +76,7 @@ START_TEST(addresses_above_48_bits_are_not_ours) {
   g_map->set_range(kTopPage, 1, &g_fake[1], 9);
   const uintptr_t probes[] = {
 #if UINTPTR_MAX > 0xffffffffu
+    uintptr_t{1} << rs::kAddressBits,  // 47 bits on x86-64
     uintptr_t{1} << 48,
     (uintptr_t{1} << 48) + 8,
     (uintptr_t{1} << 48) + (kTopPage << rs::kPageShift),
