@@ -137,20 +137,18 @@ namespace {
 // one mmap does, without the munmap of an over-sized mapping's ends.
 bool g_exact_maps_align = true;
 
-}  // namespace
-
-void* map_aligned(size_t size, size_t align, bool no_huge) {
+void* map_aligned_with(size_t size, size_t align, bool no_huge, int prot) {
   if (size + align < size)
     return nullptr;
   if (align > kPageSize && size % align == 0 &&
       __atomic_load_n(&g_exact_maps_align, __ATOMIC_RELAXED)) {
-    void* p = map(size, no_huge);
+    void* p = map_with(size, no_huge, prot);
     if (p == nullptr || (addr(p) & (align - 1)) == 0)
       return p;
     unmap(p, size);
     __atomic_store_n(&g_exact_maps_align, false, __ATOMIC_RELAXED);
   }
-  char* raw = static_cast<char*>(map(size + align, no_huge));
+  char* raw = static_cast<char*>(map_with(size + align, no_huge, prot));
   if (raw == nullptr)
     return nullptr;
   uintptr_t start = align_up(addr(raw), align);
@@ -161,6 +159,16 @@ void* map_aligned(size_t size, size_t align, bool no_huge) {
   if (tail != 0)
     unmap(ptr_at<void>(start + size), tail);
   return ptr_at<void>(start);
+}
+
+}  // namespace
+
+void* map_aligned(size_t size, size_t align, bool no_huge) {
+  return map_aligned_with(size, align, no_huge, PROT_READ | PROT_WRITE);
+}
+
+void* reserve_aligned(size_t size, size_t align, bool no_huge) {
+  return map_aligned_with(size, align, no_huge, PROT_READ);
 }
 
 void unmap(void* p, size_t size) {

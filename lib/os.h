@@ -28,6 +28,9 @@ void* reserve(size_t size, bool no_huge = false);
 /// more and trimming the ends; nullptr on failure. `no_huge` as for map().
 void* map_aligned(size_t size, size_t align, bool no_huge = false);
 
+/// reserve(), aligned as map_aligned() aligns.
+void* reserve_aligned(size_t size, size_t align, bool no_huge = false);
+
 void unmap(void* p, size_t size);
 
 /// Grows or shrinks a mapping where it is; false on failure (the mapping is

@@ -102,9 +102,38 @@ Span* PageHeap::carve_tail(Span* span, size_t n) {
   return tail;
 }
 
+bool PageHeap::grow_reserved(size_t n) {
+  // From the top of the reservation down, as the kernel places mappings:
+  // each step lands next to the one before and merges with its free end.
+  size_t bytes = align_up(n << kPageShift, kReserveStepBytes);
+  if (bytes > reserved_hi_ - reserved_lo_)
+    bytes = reserved_hi_ - reserved_lo_;
+  uintptr_t lo = reserved_hi_ - bytes;
+  uintptr_t first = lo >> kPageShift;
+  size_t pages = bytes >> kPageShift;
+  if (!os::protect(ptr_at<void>(lo), bytes, true) ||
+      !g_page_map.ensure(first, pages))
+    return false;  // the commit limit: out of memory
+  Span* span = spans_.allocate();
+  if (span == nullptr)
+    return false;
+  reserved_hi_ = lo;
+  stats_.heap_mapped_bytes += bytes;
+  vg::make_noaccess(ptr_at<void>(lo), bytes);
+  span->first_page = first;
+  span->num_pages = pages;
+  span->released_pages = pages;  // fresh memory is not resident
+  span->free_since_ms = os::now_ms();
+  g_page_map.set_range(first, pages, span, 0);
+  merge_insert(span);
+  return true;
+}
+
 bool PageHeap::grow(size_t n) {
   if (n > (SIZE_MAX >> kPageShift) / 2)
     return false;
+  if (n <= (reserved_hi_ - reserved_lo_) >> kPageShift)
+    return grow_reserved(n);
   size_t bytes = align_up(n << kPageShift, kChunkBytes);
   // RSMALLOC_THP=always or never decides for every chunk. Under auto (and
   // grown), the chunks of a small heap refuse huge pages: where the system's
@@ -121,8 +150,12 @@ bool PageHeap::grow(size_t n) {
   // late then is at most that chunk's free pages (os.h, hold_clock).
   if (stats_.heap_mapped_bytes != 0 || bytes > kChunkBytes)
     os::start_clock();
-  void* mem = os::map_aligned(bytes, kChunkBytes, no_huge);
+  bool first_chunk =
+      stats_.heap_mapped_bytes == 0 && bytes == kChunkBytes && no_huge;
+  void* mem = first_chunk ? os::reserve_aligned(bytes, kChunkBytes, no_huge)
+                          : os::map_aligned(bytes, kChunkBytes, no_huge);
   if (mem == nullptr) {  // a tight RLIMIT_AS: ask for just what is needed
+    first_chunk = false;
     bytes = n << kPageShift;
     mem = os::map_aligned(bytes, kPageSize, no_huge);
   }
@@ -131,6 +164,21 @@ bool PageHeap::grow(size_t n) {
   }
   if (mem == nullptr)
     return false;
+  if (first_chunk) {
+    // Under vm.overcommit_memory=2 a writable 2 MiB chunk is charged whole
+    // to the commit limit in every process, most of which use a few KiB of
+    // it: the first chunk is reserved and made writable kReserveStepBytes
+    // at a time (os.h, reserve), one system call more for the first malloc.
+    // Its steps count as mapped as they come (heap_mapped_bytes is the
+    // heap's free and used spans together).
+    reserved_lo_ = addr(mem);
+    reserved_hi_ = addr(mem) + bytes;
+    if (grow_reserved(n))
+      return true;
+    os::unmap(mem, bytes);
+    reserved_lo_ = reserved_hi_ = 0;
+    return false;
+  }
   uintptr_t first = addr(mem) >> kPageShift;
   size_t pages = bytes >> kPageShift;
   Span* span = g_page_map.ensure(first, pages) ? spans_.allocate() : nullptr;

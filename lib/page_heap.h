@@ -120,6 +120,8 @@ class PageHeap {
   // this refuse huge pages (grow()).
   static constexpr size_t kSmallHeapBytes = 8u << 20;
   static constexpr size_t kMinSlackBytes = 2u << 20;  // resident free kept
+  // The first chunk is reserved and made writable this much at a time.
+  static constexpr size_t kReserveStepBytes = 256 * 1024;
   // The at-once trim (trim_to_slack) returns only free spans of at least
   // this many pages (256 KiB), and at least this much of one: a madvise of
   // fewer than 33 system pages makes the kernel flush the TLB page by page,
@@ -158,6 +160,8 @@ class PageHeap {
   Span* carve_range(uintptr_t first, size_t n);
   Span* carve_exact(Span* span, size_t n);
   bool grow(size_t n);
+  /// grow() from the reservation of the first chunk (n pages fit in it).
+  bool grow_reserved(size_t n);
   void insert(Span* span);
   void remove(Span* span);
   void merge_insert(Span* span);
@@ -233,6 +237,8 @@ class PageHeap {
   size_t window_peak_;      // most bytes in use during the window
   size_t large_peak_;       // most bytes in large spans during the window
   size_t last_large_peak_;  // the same during the window before
+  uintptr_t reserved_lo_;   // the first chunk's part not yet in the heap:
+  uintptr_t reserved_hi_;   // [lo, hi), read-only (grow_reserved)
   size_t min_slack_;        // set_min_slack's bytes, if min_slack_set_
   bool min_slack_set_;      // else kMinSlackBytes
   // Regrowth (trim_to_slack): bytes its trims gave back that no span has

@@ -8,9 +8,10 @@
 # number of CPUs. Measured without changing the sysctl: the writable
 # private anonymous mappings of `cat /proc/self/maps` (cat allocates its
 # buffer, so rsmalloc starts), with the library preloaded and without.
-# Before the page map's leaf and the CPU regions were reserved read-only
-# and made writable a piece at a time, the difference was 7.7 MiB on two
-# CPUs (256 KiB more per CPU).
+# Before the first heap chunk, the page map's leaf and the CPU regions
+# were reserved read-only and made writable a piece at a time, the
+# difference was 7.6 MiB on two CPUs (256 KiB more per CPU); now about
+# 1.2-1.5 MiB on x86-64.
 set -u
 
 . "$(dirname "$0")/lib.sh"
@@ -41,10 +42,11 @@ base=$(writable_kib)
   echo "ERROR: could not read cat's mappings"
   exit 99
 }
-# 4 MiB: the first heap chunk (2 MiB), the page map's root (.bss, 512 KiB
-# on x86-64, 1 MiB elsewhere), the CPU states and one CPU region, a piece
-# of a leaf, the metadata arena.
-limit=4096
+# 2.5 MiB: the page map's root (.bss: 512 KiB on x86-64, 1 MiB on other
+# 64-bit targets), the first step of the heap chunk (256 KiB), the CPU
+# states and one CPU region (256 KiB), a piece of the leaf (64 KiB), the
+# metadata arena (64 KiB), the library's own data.
+limit=2560
 for mode in auto 0; do
   with=$(writable_kib LD_PRELOAD="$RSMALLOC_LIB" RSMALLOC_RSEQ=$mode)
   extra=$((with - base))

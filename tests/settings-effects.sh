@@ -98,7 +98,7 @@ else
     good=no
     [ "$total" -ge 1 ] && [ "$refused" = "$total" ] && [ "$block" = 1 ] &&
       good=yes
-    check "RSMALLOC_THP=$setting, one malloc: $refused of $total anonymous mappings of 2 MiB or more refuse huge pages, the block's among them" \
+    check "RSMALLOC_THP=$setting, one malloc: $refused of $total anonymous mappings of 2 MiB or more, and the block's, refuse huge pages" \
       [ "$good" = yes ] ||
       show "$tmp/small.$setting"
   done

@@ -11,7 +11,8 @@
  *          object in 64 and calls malloc_trim(0) (the last one probed is
  *          then the last survivor)
  *   small  one malloc(32), then every anonymous mapping of 2 MiB or more
- *          (where a huge page fits): "anon KIB nohuge N holds_block N"
+ *          (where a huge page fits), and the block's: "anon KIB nohuge N
+ *          holds_block N"
  *   hold   keeps SMALL bytes in 10000-byte blocks and one LARGE-byte block
  *          live at exit, prints "small_held N", "large_held N", "mode M" */
 #define _GNU_SOURCE
@@ -161,7 +162,10 @@ static int phase_small(void) {
   for (char* line = strtok(buf, "\n"); line != NULL;
        line = strtok(NULL, "\n")) {
     if (mapping_line(line, &lo, &hi, &anon)) {
-      big = anon && hi - lo >= (2ull << 20);
+      // And the block's own, whatever its size: the first heap chunk is
+      // made writable a step at a time, a mapping (VMA) of its own.
+      big = anon && (hi - lo >= (2ull << 20) ||
+                     (lo <= (uintptr_t)block && (uintptr_t)block < hi));
       continue;
     }
     if (big && strncmp(line, "VmFlags:", 8) == 0) {
