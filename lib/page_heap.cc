@@ -105,9 +105,16 @@ Span* PageHeap::carve_tail(Span* span, size_t n) {
 bool PageHeap::grow_reserved(size_t n) {
   // From the top of the reservation down, as the kernel places mappings:
   // each step lands next to the one before and merges with its free end.
-  size_t bytes = align_up(n << kPageShift, kReserveStepBytes);
-  if (bytes > reserved_hi_ - reserved_lo_)
-    bytes = reserved_hi_ - reserved_lo_;
+  // The first step is what most processes ever use; then each step is as
+  // large as all before it (256 KiB, 256 KiB, 512 KiB, 1 MiB: four calls
+  // for the chunk, where equal steps took eight, ~3.4 us each on the
+  // reference VM).
+  size_t left = reserved_hi_ - reserved_lo_;
+  size_t done = kChunkBytes - left;
+  size_t step = done > kReserveStepBytes ? done : kReserveStepBytes;
+  size_t bytes = align_up(n << kPageShift, step);
+  if (bytes > left)
+    bytes = left;
   uintptr_t lo = reserved_hi_ - bytes;
   uintptr_t first = lo >> kPageShift;
   size_t pages = bytes >> kPageShift;
@@ -150,8 +157,8 @@ bool PageHeap::grow(size_t n) {
   // late then is at most that chunk's free pages (os.h, hold_clock).
   if (stats_.heap_mapped_bytes != 0 || bytes > kChunkBytes)
     os::start_clock();
-  bool first_chunk =
-      stats_.heap_mapped_bytes == 0 && bytes == kChunkBytes && no_huge;
+  bool first_chunk = stats_.heap_mapped_bytes == 0 && bytes == kChunkBytes &&
+                     no_huge && reserved_hi_ == reserved_lo_;
   void* mem = first_chunk ? os::reserve_aligned(bytes, kChunkBytes, no_huge)
                           : os::map_aligned(bytes, kChunkBytes, no_huge);
   if (mem == nullptr) {  // a tight RLIMIT_AS: ask for just what is needed

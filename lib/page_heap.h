@@ -120,7 +120,8 @@ class PageHeap {
   // this refuse huge pages (grow()).
   static constexpr size_t kSmallHeapBytes = 8u << 20;
   static constexpr size_t kMinSlackBytes = 2u << 20;  // resident free kept
-  // The first chunk is reserved and made writable this much at a time.
+  // The first chunk is reserved; this much of it is made writable first,
+  // then steps as large as all before them (grow_reserved).
   static constexpr size_t kReserveStepBytes = 256 * 1024;
   // The at-once trim (trim_to_slack) returns only free spans of at least
   // this many pages (256 KiB), and at least this much of one: a madvise of

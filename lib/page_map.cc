@@ -27,7 +27,12 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
     Leaf* current = nullptr;
     if (!__atomic_compare_exchange_n(&root_[i], &current, nullptr, false,
                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-      if (!commit(i, page, last))  // a leaf is there
+      // A leaf is there: its pieces for these pages may not be writable.
+      size_t t = 0;
+      while (t < tracked_ && tracked_root_[t] != i)
+        t++;
+      if (t < tracked_ &&
+          !commit(t, reinterpret_cast<char*>(current), i, page, last))
         return false;
       continue;
     }
@@ -35,38 +40,38 @@ bool PageMap::ensure(uintptr_t page, size_t n) {
     // policy "always", or khugepaged collapsing it later) would make 2 MiB
     // resident for a few KiB of entries. Reserved, not mapped writable:
     // under vm.overcommit_memory=2 a writable 4 MiB leaf is charged whole
-    // to the commit limit, in every process (os.h, reserve).
-    void* leaf = os::reserve(sizeof(Leaf), true);
+    // to the commit limit, in every process (os.h, reserve). Published
+    // once the pieces these pages need are writable.
+    char* leaf = static_cast<char*>(os::reserve(sizeof(Leaf), true));
     if (leaf == nullptr)
       return false;
-    __atomic_store_n(&root_[i], static_cast<Leaf*>(leaf), __ATOMIC_RELEASE);
-    __atomic_fetch_add(&leaf_bytes_, sizeof(Leaf), __ATOMIC_RELAXED);
-    if (kPieces > 1 && tracked_ < kTrackedLeaves) {
+    bool tracked = kPieces > 1 && tracked_ < kTrackedLeaves;
+    if (tracked) {
       tracked_root_[tracked_] = i;
       committed_[tracked_] = 0;
-      tracked_++;
-    } else if (!os::protect(leaf, sizeof(Leaf), true)) {
-      return false;  // stays readable: zeros, no span
     }
-    if (!commit(i, page, last))
+    if (tracked ? !commit(tracked_, leaf, i, page, last)
+                : !os::protect(leaf, sizeof(Leaf), true)) {
+      os::unmap(leaf, sizeof(Leaf));
       return false;
+    }
+    if (tracked)
+      tracked_++;
+    __atomic_store_n(&root_[i], reinterpret_cast<Leaf*>(leaf),
+                     __ATOMIC_RELEASE);
+    __atomic_fetch_add(&leaf_bytes_, sizeof(Leaf), __ATOMIC_RELAXED);
   }
   return true;
 }
 
-bool PageMap::commit(uintptr_t i, uintptr_t page, uintptr_t last) {
-  size_t t = 0;
-  while (t < tracked_ && tracked_root_[t] != i)
-    t++;
-  if (t == tracked_)
-    return true;  // made writable whole
-  // The entries of this leaf's part of [page, last], in pieces.
+bool PageMap::commit(
+    size_t t, char* leaf, uintptr_t i, uintptr_t page, uintptr_t last) {
+  // The entries of leaf i's part of [page, last], in pieces.
   uintptr_t lo = i << kLeafBits > page ? i << kLeafBits : page;
   uintptr_t hi =
       ((i + 1) << kLeafBits) - 1 < last ? ((i + 1) << kLeafBits) - 1 : last;
   size_t first = ((lo & (kLeafLength - 1)) << kSlotShift) >> kPieceShift;
   size_t end = (((hi & (kLeafLength - 1)) << kSlotShift) >> kPieceShift) + 1;
-  char* base = reinterpret_cast<char*>(root_[i]);
   for (size_t k = first; k < end;) {
     if ((committed_[t] >> k & 1) != 0) {
       k++;
@@ -75,7 +80,7 @@ bool PageMap::commit(uintptr_t i, uintptr_t page, uintptr_t last) {
     size_t run = k;  // the uncommitted pieces from k on, in one call
     while (run < end && (committed_[t] >> run & 1) == 0)
       run++;
-    if (!os::protect(base + (k << kPieceShift), (run - k) << kPieceShift, true))
+    if (!os::protect(leaf + (k << kPieceShift), (run - k) << kPieceShift, true))
       return false;
     for (; k < run; k++)
       committed_[t] |= uint64_t{1} << k;

@@ -192,10 +192,12 @@ class PageMap {
     return __atomic_load_n(&root_[i], __ATOMIC_ACQUIRE);
   }
 
-  /// Makes the entries of pages [page, last] in leaf i writable (a leaf
-  /// is an os::reserve: only the pieces that pages of ours need are
-  /// committed); false when the kernel refuses.
-  bool commit(uintptr_t i, uintptr_t page, uintptr_t last);
+  /// Makes the entries of pages [page, last] in leaf i (at `leaf`, its
+  /// pieces tracked in committed_[t]) writable: a leaf is an os::reserve,
+  /// and only the pieces that pages of ours need are committed. False when
+  /// the kernel refuses.
+  bool commit(
+      size_t t, char* leaf, uintptr_t i, uintptr_t page, uintptr_t last);
 
   // A leaf is made writable a piece at a time: 64 KiB of entries, 32 MiB of
   // address space (4 MiB leaves). The pieces of the first kTrackedLeaves

@@ -36,6 +36,47 @@ constexpr uintptr_t kTopPage = (uintptr_t{1} << PageMap::kPageBits) - 1;
 
 }  // namespace
 
+// A leaf is reserved read-only and its entries made writable in pieces
+// (64 KiB of entries on 64-bit targets, kLeafLength / 64 pages) as
+// ensure() reaches them; a piece no ensure() reached still reads as empty.
+// Past the eight leaves whose pieces are tracked, a leaf is made writable
+// whole. A write to an entry that was not made writable would crash here.
+START_TEST(leaf_pieces_writable_where_ensured) {
+  const uintptr_t piece = PageMap::kLeafLength / 64;
+  const uintptr_t base = uintptr_t{5} << PageMap::kLeafBits;
+  const uintptr_t pages[][2] = {
+      {base + 7, 1},                  // in the first piece
+      {base + 10 * piece + 3, 2},     // another, far from it
+      {base + 20 * piece - 1, 2},     // across a piece border
+      {base + 63 * piece, piece},     // the last piece, whole
+      {base + 10 * piece + 100, 50},  // again in a writable one
+  };
+  for (const auto& r : pages) {
+    ck_assert(g_map->ensure(r[0], r[1]));
+    g_map->set_range(r[0], r[1], &g_fake[0], 7);
+  }
+  for (const auto& r : pages) {
+    ck_assert_ptr_eq(g_map->span_at(r[0]), &g_fake[0]);
+    ck_assert_ptr_eq(g_map->span_at(r[0] + r[1] - 1), &g_fake[0]);
+    ck_assert_uint_eq(g_map->class_of(page_addr(r[0] + r[1] - 1, 8)), 7);
+  }
+  // Never ensured: zeros, from a piece still read-only.
+  ck_assert_ptr_null(g_map->span_at(base + 40 * piece));
+  ck_assert_uint_eq(g_map->class_of(page_addr(base + 40 * piece)), 0);
+  // Twelve more leaves, past the tracked ones, one page each.
+  for (uintptr_t leaf = 10; leaf < 22; leaf++) {
+    uintptr_t page = (leaf << PageMap::kLeafBits) + 3 * piece + leaf;
+    ck_assert(g_map->ensure(page, 1));
+    g_map->set_range(page, 1, &g_fake[1], 9);
+    ck_assert_ptr_eq(g_map->span_at(page), &g_fake[1]);
+    ck_assert(g_map->ensure(page + 30 * piece, 1));  // later, elsewhere
+    g_map->set_range(page + 30 * piece, 1, &g_fake[2], 9);
+    ck_assert_ptr_eq(g_map->span_at(page + 30 * piece), &g_fake[2]);
+  }
+}
+
+END_TEST
+
 START_TEST(geometry_covers_48_bits) {
   ck_assert_uint_eq(PageMap::kPageBits + rs::kPageShift, rs::kAddressBits);
   ck_assert_uint_eq(PageMap::kRootBits + PageMap::kLeafBits,
@@ -299,6 +340,7 @@ int main(void) {
   tc = tcase_create("ranges");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, range_across_a_leaf_border);
+  tcase_add_test(tc, leaf_pieces_writable_where_ensured);
   tcase_add_test(tc, range_spanning_three_leaves);
   tcase_add_test(tc, ensure_limits);
   tcase_add_test(tc, object_at_every_class_and_offset);
