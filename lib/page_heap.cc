@@ -110,9 +110,10 @@ bool PageHeap::grow_reserved(size_t n) {
   // for the chunk, where equal steps took eight, ~3.4 us each on the
   // reference VM).
   size_t left = reserved_hi_ - reserved_lo_;
-  size_t done = kChunkBytes - left;
+  size_t done = kChunkBytes - left;  // a multiple of kReserveStepBytes
   size_t step = done > kReserveStepBytes ? done : kReserveStepBytes;
-  size_t bytes = align_up(n << kPageShift, step);
+  size_t need = n << kPageShift;
+  size_t bytes = (need + step - 1) / step * step;  // step: 768 KiB may be
   if (bytes > left)
     bytes = left;
   uintptr_t lo = reserved_hi_ - bytes;
@@ -174,8 +175,8 @@ bool PageHeap::grow(size_t n) {
   if (first_chunk) {
     // Under vm.overcommit_memory=2 a writable 2 MiB chunk is charged whole
     // to the commit limit in every process, most of which use a few KiB of
-    // it: the first chunk is reserved and made writable kReserveStepBytes
-    // at a time (os.h, reserve), one system call more for the first malloc.
+    // it: the first chunk is reserved (os.h, reserve) and made writable in
+    // steps (grow_reserved), one system call more for the first malloc.
     // Its steps count as mapped as they come (heap_mapped_bytes is the
     // heap's free and used spans together).
     reserved_lo_ = addr(mem);

@@ -151,6 +151,41 @@ START_TEST(freed_small_span_loses_its_class) {
 
 END_TEST
 
+// The first chunk is reserved read-only and made writable in steps that
+// double (256 KiB, 256 KiB, 512 KiB, 1 MiB), rounded to fit the request:
+// whatever the order of sizes, every span the heap hands out from it is
+// whole and writable, and they all come from that one 2 MiB chunk.
+START_TEST(first_chunk_grows_in_steps) {
+  const size_t sizes[] = {75, 100, 1, 40, 3, 20};  // pages: 600 KiB, ...
+  std::vector<Span*> spans;
+  for (size_t n : sizes) {
+    Span* s = must_allocate(n);
+    ck_assert_uint_eq(s->num_pages, n);
+    memset(reinterpret_cast<void*>(s->start()), 0x5a, s->bytes());
+    spans.push_back(s);
+  }
+  PageHeapStats st = g_page_heap.stats();
+  ck_assert_uint_eq(st.heap_mapped_bytes % (256 * 1024), 0);
+  ck_assert_uint_le(st.heap_mapped_bytes, 2u << 20);
+  std::sort(spans.begin(), spans.end(),
+            [](Span* a, Span* b) { return a->start() < b->start(); });
+  for (size_t i = 1; i < spans.size(); i++)
+    ck_assert_uint_le(spans[i - 1]->end(), spans[i]->start());
+  // The rest of the chunk, then past it.
+  size_t left =
+      ((2u << 20) - (st.heap_mapped_bytes - st.free_bytes)) / kPageSize;
+  Span* rest = must_allocate(left);
+  memset(reinterpret_cast<void*>(rest->start()), 0x6b, rest->bytes());
+  ck_assert_uint_eq(g_page_heap.stats().heap_mapped_bytes, 2u << 20);
+  Span* more = must_allocate(10);
+  memset(reinterpret_cast<void*>(more->start()), 0x7c, more->bytes());
+  ck_assert_uint_gt(g_page_heap.stats().heap_mapped_bytes, 2u << 20);
+  for (Span* s : spans)
+    ck_assert_uint_eq(*reinterpret_cast<unsigned char*>(s->start()), 0x5a);
+}
+
+END_TEST
+
 START_TEST(statistics_follow_allocations) {
   Span* warm = must_allocate(1);  // maps the first chunk
   PageHeapStats a = g_page_heap.stats();
@@ -676,6 +711,7 @@ int main(void) {
   tcase_add_test(tc, allocate_labels_every_page);
   tcase_add_test(tc, freed_small_span_loses_its_class);
   tcase_add_test(tc, statistics_follow_allocations);
+  tcase_add_test(tc, first_chunk_grows_in_steps);
   suite_add_tcase(s, tc);
   tc = tcase_create("coalesce");
   tcase_add_checked_fixture(tc, setup, nullptr);
