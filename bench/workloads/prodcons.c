@@ -2,16 +2,23 @@
 /* prodcons: one set of threads allocates, another frees.
  *
  * Producers allocate objects (16 B - 1 KiB, log-uniform), fill a header and
- * pass them in batches of 256 through a bounded queue (at most 64 batches in
- * flight) to consumers, which read and free them: a pipeline, a message queue
- * or a logger thread. Every free is of memory another thread allocated, and
- * the producer never gets its own frees back locally.
+ * pass them in batches of 256 through a bounded queue (at most `queue`
+ * batches in flight, 8) to consumers, which read and free them: a pipeline,
+ * a message queue or a logger thread. Every free is of memory another thread
+ * allocated, and the producer never gets its own frees back locally.
+ *
+ * The queue is short so that the peak RSS is the allocator's: the objects in
+ * flight are at most 8 x 256 x ~240 B, about 0.5 MiB. With 64 batches (4 MiB
+ * in flight, more than any allocator's own footprint here) the peak depended
+ * on whether the scheduler let the producer fill the queue in one time slice:
+ * 3.6 or 8.6 MiB for the same library from run to run.
  *
  * Parameters: producers and consumers (half the CPUs each, at least 1),
- * objects per producer (4M x scale), seed (1). */
+ * objects per producer (4M x scale), queue (8 batches, at most 64), seed (1).
+ */
 #include "common.h"
 
-enum { kBatch = 256, kQueue = 64 };
+enum { kBatch = 256, kQueueMax = 64 };
 
 typedef struct {
   size_t n;
@@ -21,8 +28,8 @@ typedef struct {
 typedef struct {
   pthread_mutex_t lock;
   pthread_cond_t not_empty, not_full;
-  batch_t* ring[kQueue];
-  size_t head, tail;
+  batch_t* ring[kQueueMax];
+  size_t head, tail, depth;
   long producers_left;
 } queue_t;
 
@@ -36,9 +43,9 @@ typedef struct {
 
 static void queue_put(queue_t* q, batch_t* b) {
   pthread_mutex_lock(&q->lock);
-  while (q->tail - q->head == kQueue)
+  while (q->tail - q->head == q->depth)
     pthread_cond_wait(&q->not_full, &q->lock);
-  q->ring[q->tail++ % kQueue] = b;
+  q->ring[q->tail++ % kQueueMax] = b;
   pthread_cond_signal(&q->not_empty);
   pthread_mutex_unlock(&q->lock);
 }
@@ -51,7 +58,7 @@ static batch_t* queue_get(queue_t* q) {
   }
   batch_t* b = NULL;
   if (q->tail != q->head) {
-    b = q->ring[q->head++ % kQueue];
+    b = q->ring[q->head++ % kQueueMax];
     pthread_cond_signal(&q->not_full);
   }
   pthread_mutex_unlock(&q->lock);
@@ -111,10 +118,13 @@ int main(int argc, char** argv) {
   long producers = arg_long("producers", half);
   long consumers = arg_long("consumers", half);
   long objects = arg_scaled("objects", 4000000);
+  long depth = arg_long("queue", 8);
   uint64_t seed = (uint64_t)arg_long("seed", 1);
   bench_args_done();
   if (producers < 1 || consumers < 1)
     die("need a producer and a consumer");
+  if (depth < 1 || depth > kQueueMax)
+    die("queue must be 1..%d", kQueueMax);
 
   queue_t q;
   memset(&q, 0, sizeof(q));
@@ -122,6 +132,7 @@ int main(int argc, char** argv) {
   pthread_cond_init(&q.not_empty, NULL);
   pthread_cond_init(&q.not_full, NULL);
   q.producers_left = producers;
+  q.depth = (size_t)depth;
 
   long threads = producers + consumers;
   worker_t* w = calloc((size_t)threads, sizeof(worker_t));
@@ -141,7 +152,7 @@ int main(int argc, char** argv) {
   free(w);
 
   result_begin("prodcons", threads, (double)objects * (double)producers, secs);
-  printf(" producers=%ld consumers=%ld checksum=%llu\n", producers, consumers,
-         (unsigned long long)sum);
+  printf(" producers=%ld consumers=%ld queue=%ld checksum=%llu\n", producers,
+         consumers, depth, (unsigned long long)sum);
   return 0;
 }
