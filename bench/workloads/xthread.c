@@ -17,7 +17,10 @@
  * (64 and 64; otherwise log-uniform in [min, max], 4096 sizes drawn ahead
  * and used in turn), objects per producer (10M x scale), handoff (8), ring
  * (4096 pointers), pin (0; 1 puts the producer and the consumer of a pair
- * on different CPUs), seed (1). The RESULT
+ * on different CPUs of the process's affinity mask: pair p's producer on
+ * its CPU 2p, the consumer on 2p + 1, modulo their number), seed (1).
+ * bench/run pins: unpinned, whether the scheduler put a pair on one CPU or
+ * two changed a run's time up to sevenfold for every allocator. The RESULT
  * line reports seconds for the whole count and ops_per_sec, the objects
  * that crossed per second. */
 #include <sched.h>
@@ -133,6 +136,19 @@ int main(int argc, char** argv) {
   if (handoff < 1 || ring < 2 || (ring & (ring - 1)) != 0 || handoff > ring)
     die("ring must be a power of two, 1 <= handoff <= ring");
 
+  /* The CPUs this process may run on, in order. */
+  int allowed[CPU_SETSIZE];
+  long num_allowed = 0;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0)
+    die("sched_getaffinity failed");
+  for (int c = 0; c < CPU_SETSIZE; c++) {
+    if (CPU_ISSET(c, &set))
+      allowed[num_allowed++] = c;
+  }
+  if (num_allowed == 0)
+    die("no CPU in the affinity mask");
+
   ring_t* rings = aligned_alloc(64, (size_t)producers * sizeof(ring_t));
   if (rings == NULL)
     die("aligned_alloc failed");
@@ -150,7 +166,7 @@ int main(int argc, char** argv) {
     long pair = i < producers ? i : i - producers;
     long id = i < producers ? i : -1 - pair;
     /* pin=1: producer and consumer of a pair on different CPUs. */
-    long cpu = pin ? (2 * pair + (id < 0)) % ncpus() : -1;
+    long cpu = pin ? allowed[(2 * pair + (id < 0)) % num_allowed] : -1;
     w[i] = (worker_t){.ring = &rings[pair],
                       .id = id,
                       .objects = objects,
@@ -177,7 +193,7 @@ int main(int argc, char** argv) {
   free(w);
 
   result_begin("xthread", threads, (double)objects * (double)producers, secs);
-  printf(" producers=%ld min=%ld max=%ld handoff=%ld\n", producers, min, max,
-         handoff);
+  printf(" producers=%ld min=%ld max=%ld handoff=%ld pin=%ld\n", producers, min,
+         max, handoff, pin);
   return 0;
 }
