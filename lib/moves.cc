@@ -13,6 +13,7 @@ void (*volatile rs_inject_moving)(size_t, void* const*, size_t);
 namespace rs {
 
 MoveSlot g_move_slots[kMoveSlots];
+uint64_t g_move_slots_used;
 uint32_t g_move_waiters[kMoveClasses];
 
 namespace {
@@ -71,16 +72,23 @@ void move_yield_to_waiters(size_t cls) {
 }
 
 void moves_after_fork_child() {
+  uint64_t used = __atomic_load_n(&g_move_slots_used, __ATOMIC_RELAXED);
   for (size_t s = 0; s < kMoveSlots; s++) {
+    if ((used & (uint64_t{1} << s)) == 0)
+      continue;
     for (size_t c = 0; c < kMoveClasses; c++) {
+      // A store only where a move was on its way: the child's copy of a
+      // page stays shared with the parent's.
       MoveCount& m = g_move_slots[s].cls[c];
-      __atomic_store_n(&m.finished,
-                       __atomic_load_n(&m.started, __ATOMIC_RELAXED),
-                       __ATOMIC_RELAXED);
+      uint32_t started = __atomic_load_n(&m.started, __ATOMIC_RELAXED);
+      if (__atomic_load_n(&m.finished, __ATOMIC_RELAXED) != started)
+        __atomic_store_n(&m.finished, started, __ATOMIC_RELAXED);
     }
   }
-  for (size_t c = 0; c < kMoveClasses; c++)
-    __atomic_store_n(&g_move_waiters[c], 0u, __ATOMIC_RELAXED);
+  for (size_t c = 0; c < kMoveClasses; c++) {
+    if (__atomic_load_n(&g_move_waiters[c], __ATOMIC_RELAXED) != 0)
+      __atomic_store_n(&g_move_waiters[c], 0u, __ATOMIC_RELAXED);
+  }
 }
 
 }  // namespace rs

@@ -40,6 +40,12 @@ struct RS_CACHELINE_ALIGNED MoveSlot {
 
 extern MoveSlot g_move_slots[kMoveSlots];
 
+/// Bit s: some thread has begun a move in slot s. A forked child resets
+/// only those slots' counts (moves_after_fork_child), so that it neither
+/// writes nor reads the pages of slots never used: every page of the 64 KiB
+/// it touched cost the child a page fault (a copy, or a zero page).
+extern uint64_t g_move_slots_used;
+
 /// Per class: confirmations that ask new moves to wait a little. Written
 /// only by confirmations (rare), read by movers.
 extern uint32_t g_move_waiters[kMoveClasses];
@@ -52,6 +58,12 @@ size_t move_slot();
 /// to give move_end.
 inline size_t move_begin(size_t cls) {
   size_t slot = move_slot();
+  uint64_t bit = uint64_t{1} << slot;
+  // Once per slot and process. The count's seq_cst add below orders the
+  // bit before it: a child never sees a count its bit does not cover.
+  if (RS_UNLIKELY(
+          (__atomic_load_n(&g_move_slots_used, __ATOMIC_RELAXED) & bit) == 0))
+    __atomic_fetch_or(&g_move_slots_used, bit, __ATOMIC_RELAXED);
   __atomic_fetch_add(&g_move_slots[slot].cls[cls].started, 1u,
                      __ATOMIC_SEQ_CST);
   return slot;

@@ -14,6 +14,7 @@ RS_UNIT_TESTS = \
 	tests/unit/test_central_list \
 	tests/unit/test_central_lines \
 	tests/unit/test_transfer_cache \
+	tests/unit/test_moves \
 	tests/unit/test_span_release \
 	tests/unit/test_large \
 	tests/unit/test_cpu_cache \
@@ -31,6 +32,12 @@ tests_unit_test_settings_SOURCES = tests/unit/test_settings.cc
 tests_unit_test_settings_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
 tests_unit_test_settings_LDADD = $(RS_UNIT_LDADD)
 TESTS += tests/unit/test_settings
+
+check_PROGRAMS += tests/unit/test_moves
+tests_unit_test_moves_SOURCES = tests/unit/test_moves.cc
+tests_unit_test_moves_CXXFLAGS = $(RS_UNIT_CXXFLAGS)
+tests_unit_test_moves_LDADD = $(RS_UNIT_LDADD)
+TESTS += tests/unit/test_moves
 
 check_PROGRAMS += tests/unit/test_log
 tests_unit_test_log_SOURCES = tests/unit/test_log.cc
