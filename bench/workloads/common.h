@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -130,6 +131,20 @@ static inline void bench_args_done(void) {
 static inline long ncpus(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? n : 1;
+}
+
+/* The CPUs this process may run on (its affinity mask), in order: at most
+ * `max` of them into `out`. Returns how many. */
+static inline int allowed_cpus(int* out, int max) {
+  cpu_set_t set;
+  int n = 0;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0)
+    die("sched_getaffinity failed");
+  for (int c = 0; c < CPU_SETSIZE && n < max; c++) {
+    if (CPU_ISSET(c, &set))
+      out[n++] = c;
+  }
+  return n;
 }
 
 /* threads=0 (or absent, with def 0) means one per online CPU. */

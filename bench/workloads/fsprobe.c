@@ -23,8 +23,6 @@
  * Parameters: rounds per thread and phase (50000), writes per round
  * (1000). The threads are pinned to the first two CPUs this process may
  * use (taskset chooses them). */
-#include <sched.h>
-
 #include "common.h"
 
 typedef struct {
@@ -84,20 +82,6 @@ static double median_us(prober_t* p) {
   return p->counted[p->num_counted / 2] * 1e6;
 }
 
-/* The first two CPUs of this process's affinity mask. */
-static void two_cpus(int cpus[2]) {
-  cpu_set_t set;
-  int n = 0;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0)
-    die("sched_getaffinity failed");
-  for (int c = 0; c < CPU_SETSIZE && n < 2; c++) {
-    if (CPU_ISSET(c, &set))
-      cpus[n++] = c;
-  }
-  if (n < 2)
-    die("fsprobe needs two CPUs");
-}
-
 int main(int argc, char** argv) {
   bench_args(argc, argv);
   g_rounds = arg_long("rounds", 50000);
@@ -106,7 +90,8 @@ int main(int argc, char** argv) {
   if (g_rounds < 1 || g_writes < 1)
     die("rounds and writes must be positive");
   int cpus[2];
-  two_cpus(cpus);
+  if (allowed_cpus(cpus, 2) < 2)
+    die("fsprobe needs two CPUs");
   for (int phase = 0; phase < 2; phase++) {
     pthread_barrier_init(&g_start, NULL, 2);
     for (int i = 0; i < 2; i++) {

@@ -18,8 +18,6 @@
  *
  * Parameters: threads (one per CPU), slots per thread (4096), ops per thread
  * (4M x scale), remote=N (1 in N frees is remote, 8; 0 for none), seed. */
-#include <sched.h>
-
 #include "common.h"
 
 enum { kBatch = 64, kInboxCap = 16 * kBatch };
@@ -39,12 +37,12 @@ typedef struct {
 } worker_t;
 
 /* Appends n objects to `in`, or frees them here when its thread has
- * finished. bounded: wait while the inbox is full, draining `own` meanwhile
- * so that two threads waiting on each other's inboxes both make progress. */
+ * finished. With `own` (the sender's inbox): waits while `in` is full,
+ * draining `own` meanwhile so that two threads waiting on each other's
+ * inboxes both make progress; without, appends whatever the fill. */
 static size_t inbox_drain(inbox_t* in);
 
-static void inbox_push(
-    inbox_t* in, void** items, size_t n, inbox_t* own, int bounded) {
+static void inbox_push(inbox_t* in, void** items, size_t n, inbox_t* own) {
   for (;;) {
     pthread_mutex_lock(&in->lock);
     if (in->closed) {
@@ -53,7 +51,7 @@ static void inbox_push(
         free(items[i]);
       return;
     }
-    if (!bounded || in->len + n <= kInboxCap)
+    if (own == NULL || in->len + n <= kInboxCap)
       break;
     pthread_mutex_unlock(&in->lock);
     inbox_drain(own);
@@ -106,7 +104,7 @@ static void* worker(void* arg) {
       void** batch = out + to * kBatch;
       batch[out_len[to]++] = slot[i];
       if (out_len[to] == kBatch) {
-        inbox_push(&w->inboxes[to], batch, kBatch, &w->inboxes[w->id], 1);
+        inbox_push(&w->inboxes[to], batch, kBatch, &w->inboxes[w->id]);
         out_len[to] = 0;
       }
     } else {
@@ -126,7 +124,7 @@ static void* worker(void* arg) {
   pthread_mutex_unlock(&w->inboxes[w->id].lock);
   for (long t = 0; t < w->threads; t++) {
     if (out_len[t] > 0)
-      inbox_push(&w->inboxes[t], out + t * kBatch, out_len[t], NULL, 0);
+      inbox_push(&w->inboxes[t], out + t * kBatch, out_len[t], NULL);
   }
   for (long i = 0; i < w->slots; i++)
     free(slot[i]);

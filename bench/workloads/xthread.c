@@ -23,8 +23,6 @@
  * two changed a run's time up to sevenfold for every allocator. The RESULT
  * line reports seconds for the whole count and ops_per_sec, the objects
  * that crossed per second. */
-#include <sched.h>
-
 #include "common.h"
 
 typedef struct {
@@ -136,16 +134,8 @@ int main(int argc, char** argv) {
   if (handoff < 1 || ring < 2 || (ring & (ring - 1)) != 0 || handoff > ring)
     die("ring must be a power of two, 1 <= handoff <= ring");
 
-  /* The CPUs this process may run on, in order. */
   int allowed[CPU_SETSIZE];
-  long num_allowed = 0;
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0)
-    die("sched_getaffinity failed");
-  for (int c = 0; c < CPU_SETSIZE; c++) {
-    if (CPU_ISSET(c, &set))
-      allowed[num_allowed++] = c;
-  }
+  long num_allowed = allowed_cpus(allowed, CPU_SETSIZE);
   if (num_allowed == 0)
     die("no CPU in the affinity mask");
 
