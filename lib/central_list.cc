@@ -194,20 +194,24 @@ void* CentralList::pop(Span* span, bool mark_new) {
   return obj;
 }
 
-size_t CentralList::fast_free_pages(const Span* span, uintptr_t bump) const {
+size_t CentralList::fast_free_halves(const Span* span, uintptr_t bump) const {
   if (span->checks_late || !checks_started())
     return 0;
   const ClassInfo& ci = class_info(cls());
   uintptr_t off = bump - span->start();  // the first slot not carved yet
   if (off >= size_t{ci.objects} * ci.size)
-    return span->num_pages;  // all carved (the tail carries the mark)
-  // Small objects: the page of the first uncarved slot is on too, its
-  // uncarved slots marked (carved() writes them, on system pages carving
-  // is about to touch anyway). From a system page up, marking would fault
-  // in pages nobody uses yet (calloc counts on them being untouched): a
-  // page is on once no slot starts in it uncarved.
-  size_t page = off >> kPageShift;
-  return marks_ahead(ci) ? page + 1 : page;
+    return 2 * span->num_pages;  // all carved (the tail carries the mark)
+  // Small objects: the half page of the first uncarved slot is on too, its
+  // uncarved slots marked (carved() writes them, in the 4 KiB that carving
+  // is about to touch anyway; a slot that starts there has its mark word
+  // there). The page's other half stays off until carving reaches it: a
+  // class's first objects fault in one system page, not two. From a
+  // system page up, marking would fault in pages nobody uses yet (calloc
+  // counts on them being untouched): a page is on once no slot starts in
+  // it uncarved.
+  if (marks_ahead(ci))
+    return (off >> PageMap::kHalfShift) + 1;
+  return 2 * (off >> kPageShift);
 }
 
 void CentralList::carved(Span* span, uintptr_t old_bump) {
@@ -226,25 +230,25 @@ void CentralList::carved(Span* span, uintptr_t old_bump) {
   }
   const ClassInfo& ci = class_info(cls());
   size_t before =
-      old_bump == span->start() ? 0 : fast_free_pages(span, old_bump);
-  size_t on = fast_free_pages(span, span->bump);
+      old_bump == span->start() ? 0 : fast_free_halves(span, old_bump);
+  size_t on = fast_free_halves(span, span->bump);
   if (on == before)
     return;
   uintptr_t objs_end = span->start() + size_t{ci.objects} * ci.size;
-  size_t tail_page = (objs_end - span->start()) >> kPageShift;
-  if (tail_page >= before && tail_page < on)
-    mark_tail(span);  // the tail's page just came on
+  size_t tail_half = (objs_end - span->start()) >> PageMap::kHalfShift;
+  if (tail_half >= before && tail_half < on)
+    mark_tail(span);  // the tail's half page just came on
   if (marks_ahead(ci) && span->bump < objs_end) {
-    // The page of the first uncarved slot just came on: mark its uncarved
-    // slots (carving writes this page anyway).
-    uintptr_t page_end = span->start() + (on << kPageShift);
-    mark_slots(span->bump, page_end < objs_end ? page_end : objs_end, ci.size);
+    // The half page of the first uncarved slot just came on: mark its
+    // uncarved slots (carving writes there anyway).
+    uintptr_t half_end = span->start() + (on << PageMap::kHalfShift);
+    mark_slots(span->bump, half_end < objs_end ? half_end : objs_end, ci.size);
   }
   update_fast_free(span);
 }
 
 void CentralList::update_fast_free(const Span* span) {
-  size_t on = g_fast_free_off ? 0 : fast_free_pages(span, span->bump);
+  size_t on = g_fast_free_off ? 0 : fast_free_halves(span, span->bump);
   g_page_map.set_fast_free(span, on, span->released_mask, release_shift(span));
 }
 
@@ -276,7 +280,8 @@ void CentralList::fault_in(Span* span, size_t carve) {
   // Once the checks are on, carved() also marks the uncarved slots of the
   // page the carve ends in (classes that mark ahead), and the tail's word
   // when the carve reaches its page: the same range here.
-  uintptr_t ahead = span->start() + (fast_free_pages(span, end) << kPageShift);
+  uintptr_t ahead =
+      span->start() + (fast_free_halves(span, end) << PageMap::kHalfShift);
   if (ahead > end)
     end = ahead < objs_end ? ahead : objs_end;
   mark_slots(span->start(), end, ci.size);

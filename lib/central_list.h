@@ -112,7 +112,9 @@ class CentralList {
   size_t release_pages_of(Span* span);
   void reclaim(Span* span);
   void mark_tail(Span* span);
-  size_t fast_free_pages(const Span* span, uintptr_t bump) const;
+  /// How many half pages from the span's start get free's fast check
+  /// (PageMap::set_fast_free) when the bump pointer is at bump.
+  size_t fast_free_halves(const Span* span, uintptr_t bump) const;
   void carved(Span* span, uintptr_t old_bump);
   void start_checks(Span* span);
   void update_fast_free(const Span* span);

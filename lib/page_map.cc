@@ -113,17 +113,17 @@ void PageMap::set_range(uintptr_t page, size_t n, Span* span, uint8_t cls) {
 }
 
 void PageMap::set_fast_free(const Span* span,
-                            size_t on_pages,
+                            size_t on_halves,
                             uint64_t released,
                             size_t unit_shift) {
-  if (on_pages == 0 && !__atomic_load_n(&checks_used_, __ATOMIC_RELAXED))
+  if (on_halves == 0 && !__atomic_load_n(&checks_used_, __ATOMIC_RELAXED))
     return;  // every check is off already: none was ever on
-  if (on_pages != 0)
+  if (on_halves != 0)
     __atomic_store_n(&checks_used_, true, __ATOMIC_RELAXED);
   size_t cls = span->size_class;
   size_t size = class_size(cls);
   for (size_t k = 0; k < span->num_pages; k++) {
-    bool on = k < on_pages;
+    bool on = 2 * k < on_halves;
     if (on && released != 0) {
       size_t first = (k << kPageShift) >> unit_shift;
       size_t last = (((k + 1) << kPageShift) - 1) >> unit_shift;
@@ -134,6 +134,8 @@ void PageMap::set_fast_free(const Span* span,
     Leaf* leaf = root_[page >> kLeafBits];
     size_t i = page & (kLeafLength - 1);
     uint32_t check = on ? check_word((k << kPageShift) % size, cls) : 0;
+    if (on && 2 * k + 1 == on_halves)
+      check |= kFirstHalf;
     __atomic_store_n(&leaf->slot[i].check, check, __ATOMIC_RELEASE);
   }
 }
