@@ -25,6 +25,7 @@ namespace rs {
 
 rseq::CpuCache g_cpu_cache;
 RS_STARTUP_DATA uintptr_t g_free_mark;
+RS_STARTUP_DATA uintptr_t g_tag_base;
 
 /// mallopt(M_PERTURB) or MALLOC_PERTURB_ (allocator_internal.h).
 RS_STARTUP_DATA int g_perturb = 0;

@@ -26,29 +26,41 @@ inline constexpr bool kFreeChecks = RS_FREE_CHECKS != 0;
 
 /// The free mark and the class tag: the second word of a small block (the
 /// first holds the central lists' link) tells free whether the block is
-/// live. A free leaves the free mark there, g_free_mark, random per process
-/// and set before the first block is handed out; an allocation leaves the
-/// class tag, g_free_mark ^ cls. On 64-bit the mark's top two bits are 01
-/// (no mark and no tag is a canonical address, so no pointer a program
-/// keeps in the word equals one) and its low byte is 0 (a tag's low byte
-/// is its class). The fast path reads its copy in g_cpu_cache.word().
+/// live. Both come from g_tag_base, random per process and set before the
+/// first block is handed out, whose low byte is 0: an allocation leaves the
+/// class tag, g_tag_base ^ cls (classes are below 128), a free leaves the
+/// free mark, g_free_mark = g_tag_base ^ kMarkByte. The mark's low byte is
+/// no class, and not 0: a program that writes a 0 over a tag's low byte
+/// (the end of an 8-character string in a 16-byte block) leaves neither a
+/// tag nor the mark, where a mark with a low byte of 0 would have been
+/// made by that store and sent the free through the slow confirmation of
+/// a suspected double free. On 64-bit the base's top two bits are 01 (no
+/// mark and no tag is a canonical address, so no pointer a program keeps
+/// in the word equals one). The fast path reads the base's copy in
+/// g_cpu_cache.word().
 ///
-/// free xors the word with the mark: for a tag that gives the block's
-/// class. When that equals the page map's class, p is the start of a live
-/// block (a tag is only ever written at a block's start, and the mark is
-/// secret), and the push goes by it: its addresses then come from malloc's
-/// store to the block (forwarded while the block is fresh) rather than from
-/// the page map's loads, which wait on the pointer, and in a malloc/free
-/// loop the next malloc's loads would wait for them (docs/benchmarks.md,
-/// "The class tag"). Anything else (a program that wrote over the word, a
-/// freed block, an interior pointer) takes the full check: the page map's
-/// slot check, the mark, then the page map's class. Without the checks
+/// free xors the word with the base: for a tag that gives the block's
+/// class, for the mark kMarkByte. When that equals the page map's class, p is
+/// the start of a live block (a tag is only ever written at a block's start,
+/// and the mark is secret), and the push goes by it: its addresses then come
+/// from malloc's store to the block (forwarded while the block is fresh) rather
+/// than from the page map's loads, which wait on the pointer, and in a
+/// malloc/free loop the next malloc's loads would wait for them
+/// (docs/benchmarks.md, "The class tag"). Anything else (a program that wrote
+/// over the word, a freed block, an interior pointer) takes the full check: the
+/// page map's slot check, the mark, then the page map's class. Without the
+/// checks
 /// (--disable-checks) the tag is the bare class and only selects the push
 /// address when it equals the page map's class.
 extern RS_INTERNAL uintptr_t g_free_mark;
+extern RS_INTERNAL uintptr_t g_tag_base;
+
+/// The free mark's low byte (g_tag_base's is 0): above every class.
+inline constexpr uintptr_t kMarkByte = 0x80;
+static_assert(kNumClasses <= kMarkByte, "a tag's low byte is its class");
 
 RS_FAST_PATH uintptr_t tag_of(size_t cls) {
-  return kFreeChecks ? g_free_mark ^ cls : cls;
+  return kFreeChecks ? g_tag_base ^ cls : cls;
 }
 
 /// The second word of a small block: where the free mark and the class tag
@@ -108,7 +120,7 @@ RS_FAST_PATH void* allocate(size_t n) {
     size_t cls = size_class_of(n);
     void* p = g_cpu_cache.pop(cls);
     if (RS_LIKELY(p != nullptr)) {
-      // The class tag replaces the free mark. On x86 from g_free_mark: one
+      // The class tag replaces the free mark. On x86 from g_tag_base: one
       // xor with a %rip-relative operand, where the cache's copy would
       // keep a base register across the pop and cost a spill; elsewhere
       // from the cache's copy, next to what the pop read.
@@ -139,8 +151,9 @@ RS_FAST_PATH void deallocate_small(void* p,
   if (RS_LIKELY(g_cpu_cache.fast_path_on())) {
     uintptr_t word = *mark_word(p);
     if constexpr (kFreeChecks) {
-      uintptr_t mark = g_cpu_cache.word();  // g_free_mark
-      uintptr_t tagged = word ^ mark;
+      uintptr_t base = g_cpu_cache.word();  // g_tag_base
+      uintptr_t mark = base | kMarkByte;    // g_free_mark
+      uintptr_t tagged = word ^ base;
       if (RS_LIKELY(same_class(tagged, cls))) {
         // A store of a value known early: a `not` of the word in memory
         // would make the block's next tag wait for it.
@@ -154,7 +167,7 @@ RS_FAST_PATH void deallocate_small(void* p,
           deallocate_slow(p, what);
           return;
         }
-        if (RS_UNLIKELY(tagged == 0)) {  // word == mark
+        if (RS_UNLIKELY(tagged == kMarkByte)) {  // word == mark
           free_marked(p, cls, what);
           return;
         }

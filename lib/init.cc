@@ -289,16 +289,18 @@ RS_SLOW_PATH void init() {
       return;
     uintptr_t secrets[2];
     make_secrets(secrets);
-    // Low byte 0: a class tag (the mark ^ class) has the class there. On
-    // 64-bit, top bits 01: no mark and no tag is a canonical address, so
-    // no pointer a program keeps in a block's second word equals one.
-    g_free_mark = secrets[1];
+    // Low byte 0: a class tag (the base ^ class) has the class there, the
+    // free mark kMarkByte (allocator.h). On 64-bit, top bits 01: no mark
+    // and no tag is a canonical address, so no pointer a program keeps in
+    // a block's second word equals one.
+    g_tag_base = secrets[1];
     if (sizeof(uintptr_t) == 8)
-      g_free_mark =
-          (g_free_mark >> 2) | (uintptr_t{1} << (8 * sizeof(uintptr_t) - 2));
-    g_free_mark &= ~uintptr_t{0xff};
+      g_tag_base =
+          (g_tag_base >> 2) | (uintptr_t{1} << (8 * sizeof(uintptr_t) - 2));
+    g_tag_base &= ~uintptr_t{0xff};
+    g_free_mark = g_tag_base | kMarkByte;
     g_shuffle_state = secrets[0] ^ secrets[1];
-    g_cpu_cache.set_word(g_free_mark);
+    g_cpu_cache.set_word(g_tag_base);
     // No clock read until the caches start or the heap grows (os.h): the
     // first calls' stamps count from then on.
     os::hold_clock();
