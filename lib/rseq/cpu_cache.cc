@@ -4,6 +4,7 @@
 #include "rseq/cpu_cache.h"
 
 #include <sched.h>
+#include <string.h>
 
 #include "log.h"
 #include "moves.h"
@@ -11,7 +12,7 @@
 
 #ifdef RS_RSEQ_INJECT
 extern "C" {
-volatile uint32_t rs_rseq_inject_spins[8];
+volatile uint32_t rs_rseq_inject_spins[9];
 volatile uint64_t rs_rseq_aborts;
 }
 #endif
@@ -134,13 +135,23 @@ void CpuCache::set_limits(const ClassLimits* limits, size_t num_classes) {
   if (num_classes > kMaxClasses || started_)
     return;
   // The headers take the first slots' room: one slot each with 64-bit
-  // pointers, two with 32-bit ones (a Header is 8 bytes everywhere).
+  // pointers, two with 32-bit ones (a Header is 8 bytes everywhere). The
+  // starter slots follow them, then the home slots of the classes that
+  // may hold more than kStarterSlots.
   size_t slots =
       (num_classes * sizeof(Header) + sizeof(void*) - 1) / sizeof(void*);
   for (size_t c = 1; c < num_classes; c++) {
     limits_[c] = limits[c];
-    begin_[c] = static_cast<uint16_t>(slots);
-    slots += limits[c].max_capacity;
+    starter_[c] = static_cast<uint16_t>(slots);
+    slots += limits[c].max_capacity < kStarterSlots ? limits[c].max_capacity
+                                                    : kStarterSlots;
+  }
+  for (size_t c = 1; c < num_classes; c++) {
+    begin_[c] = starter_[c];
+    if (limits[c].max_capacity > kStarterSlots) {
+      begin_[c] = static_cast<uint16_t>(slots);
+      slots += limits[c].max_capacity;
+    }
   }
   if (slots * sizeof(void*) > kRegionBytes || slots > UINT16_MAX)
     return;
@@ -268,10 +279,12 @@ void CpuCache::init_region(size_t cpu) {
       return;
     }
   }
+  for (size_t w = 0; w < kMaxClasses / 64; w++)
+    __atomic_store_n(&st.at_home[w], uint64_t{0}, __ATOMIC_RELAXED);
   for (size_t c = 1; c < num_classes_; c++) {
     Header h;
-    h.current = h.end = h.begin = begin_[c];
-    h.max_end = static_cast<uint16_t>(begin_[c] + limits_[c].max_capacity);
+    h.current = h.end = h.begin = static_cast<uint16_t>(begin_of(cpu, c));
+    h.max_end = static_cast<uint16_t>(max_end_of(cpu, c));
     // One 8-byte store: a section on the owning CPU sees all or nothing.
     __atomic_store(header(cpu, c), &h, __ATOMIC_RELEASE);
   }
@@ -312,7 +325,58 @@ bool CpuCache::grow(size_t cpu, size_t cls, bool underflow) {
   size_t step = have > 0 ? have : 1;
   if (step > lim.batch)
     step = lim.batch;
+  // Out of starter slots: home first (kStarterSlots).
+  if (__atomic_load_n(&h->end, __ATOMIC_RELAXED) >= h->max_end &&
+      h->max_end != 0 && !at_home(cpu, cls) && begin_[cls] != starter_[cls] &&
+      !move_home(cpu, cls))
+    return false;
   return add_room(cpu, cls, step, true) != 0;
+}
+
+bool CpuCache::move_home(size_t cpu, size_t cls) {
+  Header* h = header(cpu, cls);
+  Header old;
+  __atomic_load(h, &old, __ATOMIC_RELAXED);
+  if (old.begin != starter_[cls] || old.current < old.begin ||
+      old.end < old.current)
+    return false;  // stopped, or not laid out yet
+  uint16_t home = begin_[cls];
+  Header next;
+  next.begin = home;
+  next.current = static_cast<uint16_t>(home + (old.current - old.begin));
+  next.end = static_cast<uint16_t>(home + (old.end - old.begin));
+  next.max_end = static_cast<uint16_t>(home + limits_[cls].max_capacity);
+  static_assert(kStarterSlots == 4, "rseq::relocate copies four slots");
+  // The objects change slots: a search for one of them (the double-free
+  // confirmation) must not conclude from not finding it (moves.h).
+  MoveScope move(cls, false);  // the CPU's lock held: never waits
+  if (mode_ == Mode::kRseq) {
+    // A section on this CPU may use the header meanwhile: the copy and the
+    // new header commit together, on this CPU only, or not at all.
+    uint64_t expect, with;
+    memcpy(&expect, &old, sizeof(expect));
+    memcpy(&with, &next, sizeof(with));
+    if (!rseq::relocate(where_, cpu, cls, expect, with, old.begin, home))
+      return false;
+  } else {
+    // The locked caches: the lock is all there is.
+    for (size_t i = 0; i < kStarterSlots; i++)
+      slot(cpu, home + i) = slot(cpu, old.begin + i);
+    __atomic_store(h, &next, __ATOMIC_RELEASE);
+  }
+  __atomic_fetch_or(&states_[cpu].at_home[cls / 64], uint64_t{1} << (cls % 64),
+                    __ATOMIC_RELAXED);
+  return true;
+}
+
+size_t CpuCache::add_line_room(size_t cpu, size_t cls, size_t n) {
+  // The rest of a line must stay on this CPU (drained, it would go to
+  // another): home first when the starter slots cannot take it.
+  Header* h = header(cpu, cls);
+  if (__atomic_load_n(&h->end, __ATOMIC_RELAXED) + n > h->max_end &&
+      h->max_end != 0 && !at_home(cpu, cls) && begin_[cls] != starter_[cls])
+    move_home(cpu, cls);
+  return add_room(cpu, cls, n);
 }
 
 size_t CpuCache::add_room(size_t cpu, size_t cls, size_t n, bool first_step) {
@@ -391,7 +455,7 @@ void* CpuCache::pop_slow(size_t cls) {
     // The rest of a cache line: room for it here, where the line's other
     // objects are (drained, they would go to another CPU).
     LockGuard guard(states_[cpu].lock);
-    add_room(cpu, cls, static_cast<size_t>(got) - want);
+    add_line_room(cpu, cls, static_cast<size_t>(got) - want);
   }
   size_t rest = static_cast<size_t>(got) - 1;
   RS_INJECT_MOVING(cls, buf + 1, rest);
@@ -463,7 +527,7 @@ void* CpuCache::pop_locked(size_t cls) {
     LockGuard guard(st.lock);
     Header* h = header(cpu, cls);
     if (static_cast<size_t>(got) > want)  // the rest of a line (pop_slow)
-      add_room(cpu, cls, static_cast<size_t>(got) - want);
+      add_line_room(cpu, cls, static_cast<size_t>(got) - want);
     while (k < got && h->current < h->end)
       slot(cpu, h->current++) = buf[k++];
   }
@@ -506,7 +570,7 @@ size_t CpuCache::take_all(size_t cpu, size_t cls, bool reset_capacity) {
   // the CPU: nothing else changes this header now.
   void* buf[kMaxBatch];
   Header* h = header(cpu, cls);
-  size_t begin = begin_[cls];
+  size_t begin = begin_of(cpu, cls);
   size_t cur = h->current;
   size_t total = cur - begin;
   while (cur > begin) {
@@ -516,11 +580,18 @@ size_t CpuCache::take_all(size_t cpu, size_t cls, bool reset_capacity) {
       buf[n++] = slot(cpu, --cur);
     backend_.drain(cls, buf, static_cast<int>(n));
   }
+  if (reset_capacity && at_home(cpu, cls)) {
+    // Back to the starter slots, the compact layout: a class that grows
+    // again moves home again (and so do drained caches under test).
+    __atomic_fetch_and(&states_[cpu].at_home[cls / 64],
+                       ~(uint64_t{1} << (cls % 64)), __ATOMIC_RELAXED);
+    begin = starter_[cls];
+  }
   Header fresh;
   fresh.current = static_cast<uint16_t>(begin);
   fresh.begin = static_cast<uint16_t>(begin);
   fresh.end = reset_capacity ? fresh.begin : h->end;
-  fresh.max_end = static_cast<uint16_t>(begin + limits_[cls].max_capacity);
+  fresh.max_end = static_cast<uint16_t>(max_end_of(cpu, cls));
   __atomic_store(h, &fresh, __ATOMIC_RELEASE);  // restart: one store
   return total;
 }
@@ -535,10 +606,9 @@ size_t CpuCache::restart_cpu(size_t cpu) {
     Header* h = header(cpu, cls);
     Header fresh;
     fresh.current = __atomic_load_n(&h->current, __ATOMIC_RELAXED);
-    fresh.begin = begin_[cls];
+    fresh.begin = static_cast<uint16_t>(begin_of(cpu, cls));
     fresh.end = fresh.current;
-    fresh.max_end =
-        static_cast<uint16_t>(begin_[cls] + limits_[cls].max_capacity);
+    fresh.max_end = static_cast<uint16_t>(max_end_of(cpu, cls));
     __atomic_store(h, &fresh, __ATOMIC_RELEASE);
     size_t held =
         static_cast<size_t>(fresh.current - fresh.begin) * limits_[cls].size;
@@ -641,8 +711,8 @@ bool CpuCache::holds(size_t cls, const void* obj) const {
     if (!__atomic_load_n(&states_[cpu].initialised, __ATOMIC_ACQUIRE))
       continue;
     size_t cur = __atomic_load_n(&header(cpu, cls)->current, __ATOMIC_RELAXED);
-    size_t max = begin_[cls] + limits_[cls].max_capacity;
-    for (size_t i = begin_[cls]; i < cur && i < max; i++) {
+    size_t max = max_end_of(cpu, cls);
+    for (size_t i = begin_of(cpu, cls); i < cur && i < max; i++) {
       if (__atomic_load_n(&slot(cpu, i), __ATOMIC_RELAXED) == obj)
         return true;
     }
@@ -659,8 +729,9 @@ size_t CpuCache::cached_objects(size_t cls) const {
       continue;
     uint16_t cur =
         __atomic_load_n(&header(cpu, cls)->current, __ATOMIC_RELAXED);
-    if (cur > begin_[cls])
-      total += cur - begin_[cls];
+    size_t begin = begin_of(cpu, cls);
+    if (cur > begin)
+      total += cur - begin;
   }
   return total;
 }

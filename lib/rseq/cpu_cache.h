@@ -58,6 +58,13 @@ inline constexpr size_t kRegionBytes = size_t{1} << kRegionShift;
 inline constexpr size_t kMaxClasses = 128;
 inline constexpr size_t kMaxCpus = 8192;  // CPUs (or mm_cids) supported
 
+/// Slots each class starts with, all of them together right after the
+/// headers (one system page for both): a process that keeps a few objects
+/// of a class in a CPU's cache touches no page of that class's own slots.
+/// A class that needs more room moves, once per CPU, to its home slots
+/// (grow, rseq::relocate); a class with no more slots than this has none.
+inline constexpr size_t kStarterSlots = 4;
+
 /// Classes of objects this size and up (a system page or more) may hold
 /// together at most 1/kBigShare of a CPU's budget (add_room; a class's
 /// first step may go over, as it may over the budget). They move a few
@@ -85,6 +92,10 @@ struct alignas(64) CpuState {
   uint64_t last_active_ms;  // last slow path on this CPU
   // Per class: a pop found it empty since a push last grew it past a batch.
   uint8_t underflowed[kMaxClasses];
+  // Per class: its slots are its home slots (bit cls % 64 of word cls /
+  // 64), not its starter slots. Set under the lock, read racily by
+  // holds() and cached_objects().
+  uint64_t at_home[kMaxClasses / 64];
 };
 
 /// The per-CPU caches of the process.
@@ -237,6 +248,11 @@ class CpuCache {
 
   const uint16_t* begins() const { return begin_; }
 
+  /// Where class cls's slots begin on a CPU now (tests).
+  size_t class_begin(size_t cpu, size_t cls) const {
+    return begin_of(cpu, cls);
+  }
+
   /// Fork support: take, release, or reset the fast-path switch's lock and
   /// every CPU lock; the child also re-registers the membarrier fence.
   void lock_all();
@@ -256,6 +272,29 @@ class CpuCache {
 
   void* region(size_t cpu) const { return regions_ + (cpu << kRegionShift); }
 
+  /// Where class cls's slots are on a CPU now: its home slots or its
+  /// starter slots (kStarterSlots), and one past the last it may use.
+  bool at_home(size_t cpu, size_t cls) const {
+    uint64_t word =
+        __atomic_load_n(&states_[cpu].at_home[cls / 64], __ATOMIC_RELAXED);
+    return (word >> (cls % 64) & 1) != 0;
+  }
+
+  size_t begin_of(size_t cpu, size_t cls) const {
+    return at_home(cpu, cls) ? begin_[cls] : starter_[cls];
+  }
+
+  size_t max_end_of(size_t cpu, size_t cls) const {
+    size_t cap = limits_[cls].max_capacity;
+    if (!at_home(cpu, cls) && cap > kStarterSlots)
+      cap = kStarterSlots;
+    return begin_of(cpu, cls) + cap;
+  }
+
+  /// Moves a class whose starter slots are full of room to its home slots
+  /// (the CPU's lock held); false when it cannot now.
+  bool move_home(size_t cpu, size_t cls);
+
   size_t current_cpu() const;
   bool thread_has_rseq() const;
   bool map_regions();
@@ -272,6 +311,9 @@ class CpuCache {
   /// far as max_end and the byte budget allow (grow's first step of a
   /// class, `first_step`, may exceed the budget); returns how many.
   size_t add_room(size_t cpu, size_t cls, size_t n, bool first_step = false);
+  /// add_room for the rest of a refill's cache line, which moves the class
+  /// home when its starter slots have no room for it.
+  size_t add_line_room(size_t cpu, size_t cls, size_t n);
   void* pop_locked(size_t cls);
   void push_locked(size_t cls, void* obj);
   size_t push_batch(size_t cls, void* const* objs, size_t n);
@@ -314,7 +356,8 @@ class CpuCache {
   const char* description_ = "fallback: not initialised";  // for verbose
   char reason_buf_[128] = {};                              // its text
   ClassLimits limits_[kMaxClasses] = {};                   // per class
-  uint16_t begin_[kMaxClasses] = {};  // first slot of each class
+  uint16_t begin_[kMaxClasses] = {};    // first home slot of each class
+  uint16_t starter_[kMaxClasses] = {};  // first starter slot of each class
 };
 
 /// Number of possible CPUs from /sys/devices/system/cpu/possible, or 0 when

@@ -25,7 +25,7 @@
 // Defined in cpu_cache.cc on every architecture, so the tests that set
 // them build everywhere; only architectures with sections use them.
 extern "C" {
-extern volatile uint32_t rs_rseq_inject_spins[8];
+extern volatile uint32_t rs_rseq_inject_spins[9];
 extern volatile uint64_t rs_rseq_aborts;
 }
 #endif
@@ -120,6 +120,19 @@ struct Where {
     "jmp 5b\n" /* restart from the top */        \
     ".popsection\n"
 
+// The abort handler of a section that slow paths run with a lock held
+// (relocate): in a section of its own, so that a signal handler can tell
+// an interrupted fast path (rsmalloc_rseq_abort) from an interrupted slow
+// path, where allocating is as undefined as in glibc's malloc.
+#  define RS_RSEQ_ABORT_SLOW(name)                    \
+    ".pushsection rsmalloc_rseq_abort_slow, \"ax\"\n" \
+    ".long 0x53053053\n" /* RSEQ_SIG */               \
+    "rs_rseq_abort_" name                             \
+    "_%=:\n"                                          \
+    "4:\n" RS_RSEQ_COUNT_ABORT                        \
+    "jmp 5b\n" /* restart from the top */             \
+    ".popsection\n"
+
 #  define RS_RSEQ_INPUTS(w) \
     [base] "r"((w).base), [area] "r"((w).area_off), [idx_off] "r"((w).idx_off)
 
@@ -203,6 +216,57 @@ RS_FAST_PATH bool push(const Where& w, size_t cls, void* obj) {
       : full);
   return true;
 full:
+  return false;
+}
+
+/// Moves class cls of CPU `index` from its starter slots to its home slots
+/// (cpu_cache.h, kStarterSlots) in one section: when the thread runs on
+/// that index and the header still reads `expect`, copies slots [from,
+/// from + 4) to [to, to + 4) and stores `next` as the header, the commit;
+/// false otherwise (the header changed, the thread moved, no rseq). Four
+/// slots whatever the count: past the count both sides are free room.
+RS_FAST_PATH bool relocate(const Where& w,
+                           size_t index,
+                           size_t cls,
+                           uint64_t expect,
+                           uint64_t next,
+                           size_t from,
+                           size_t to) {
+  __asm__ volatile goto(
+      RS_RSEQ_DESCRIPTOR
+      "5:\n"
+      "leaq 3b(%%rip), %%r8\n"                 // r8 = &descriptor
+      "movq %%r8, %%fs:8(%[area])\n"           // rseq->rseq_cs = r8
+      "1:\n"                                   // start_ip
+      "cmpl $0, %%fs:4(%[area])\n"             // if (rseq->cpu_id < 0)
+      "jl %l[changed]\n"                       //   goto changed
+      "movl %%fs:(%[idx_off]), %%r8d\n"        // r8 = rseq->mm_cid
+      "cmpq %[index], %%r8\n"                  // if (r8 != index)
+      "jne %l[changed]\n"                      //   goto changed
+      "shlq $18, %%r8\n"                       // region = r8 << kRegionShift
+      "addq %[base], %%r8\n"                   // region += base
+      "cmpq %[expect], (%%r8, %[cls], 8)\n"    // if (hdr[cls] != expect)
+      "jne %l[changed]\n"                      //   goto changed
+      "movq (%%r8, %[from], 8), %%r9\n"        // slot[to] = slot[from]
+      "movq %%r9, (%%r8, %[to], 8)\n"
+      "movq 8(%%r8, %[from], 8), %%r9\n"       // ... + 1
+      "movq %%r9, 8(%%r8, %[to], 8)\n"
+      RS_RSEQ_INJECT_POINT(8)
+      "movq 16(%%r8, %[from], 8), %%r9\n"      // ... + 2
+      "movq %%r9, 16(%%r8, %[to], 8)\n"
+      "movq 24(%%r8, %[from], 8), %%r9\n"      // ... + 3
+      "movq %%r9, 24(%%r8, %[to], 8)\n"
+      "movq %[next], (%%r8, %[cls], 8)\n"      // hdr[cls] = next
+      "2:\n"                                   // post-commit
+      RS_RSEQ_ABORT_SLOW("relocate")
+      :
+      : RS_RSEQ_INPUTS(w), [index] "r"(index), [cls] "r"(cls),
+        [expect] "r"(expect), [next] "r"(next), [from] "r"(from),
+        [to] "r"(to)
+      : RS_RSEQ_INJECT_CLOBBER "r8", "r9", "memory", "cc"
+      : changed);
+  return true;
+changed:
   return false;
 }
 
@@ -309,6 +373,11 @@ RS_FAST_PATH void* pop(const Where&, size_t) {
 }
 
 RS_FAST_PATH bool push(const Where&, size_t, void*) {
+  return false;
+}
+
+RS_FAST_PATH bool relocate(
+    const Where&, size_t, size_t, uint64_t, uint64_t, size_t, size_t) {
   return false;
 }
 

@@ -135,6 +135,19 @@ struct Where {
   "b 5b\n" /* restart from the top */          \
   ".popsection\n"
 
+// The abort handler of a section that slow paths run with a lock held
+// (relocate): in a section of its own, so that a signal handler can tell
+// an interrupted fast path (rsmalloc_rseq_abort) from an interrupted slow
+// path, where allocating is as undefined as in glibc's malloc.
+#define RS_RSEQ_ABORT_SLOW(name)                    \
+  ".pushsection rsmalloc_rseq_abort_slow, \"ax\"\n" \
+  ".inst 0xd428bc00\n" /* RSEQ_SIG */               \
+  "rs_rseq_abort_" name                             \
+  "_%=:\n"                                          \
+  "4:\n" RS_RSEQ_COUNT_ABORT                        \
+  "b 5b\n" /* restart from the top */               \
+  ".popsection\n"
+
 #define RS_RSEQ_INPUTS(w) \
   [base] "r"((w).base), [area] "r"((w).area_off), [idx_off] "r"((w).idx_off)
 
@@ -227,6 +240,58 @@ RS_FAST_PATH bool push(const Where& w, size_t cls, void* obj) {
       : full);
   return true;
 full:
+  return false;
+}
+
+/// Moves class cls of CPU `index` from its starter slots to its home slots
+/// in one section (critical.h's x86-64 relocate says what and why).
+/// Scratch registers as in push, and x7, x8 for the copied slots.
+RS_FAST_PATH bool relocate(const Where& w,
+                           size_t index,
+                           size_t cls,
+                           uint64_t expect,
+                           uint64_t next,
+                           size_t from,
+                           size_t to) {
+  __asm__ volatile goto(
+      RS_RSEQ_DESCRIPTOR
+      "mrs x9, tpidr_el0\n"                    // x9 = thread pointer
+      "add x10, x9, %[area]\n"                 // x10 = rseq area
+      "5:\n"
+      "adrp x11, 3b\n"
+      "add x11, x11, :lo12:3b\n"               // x11 = &descriptor
+      "str x11, [x10, #8]\n"                   // rseq->rseq_cs = x11
+      "1:\n"                                   // start_ip
+      "ldr w11, [x10, #4]\n"                   // if (rseq->cpu_id < 0)
+      "cmp w11, #0\n"
+      "b.lt %l[changed]\n"                     //   goto changed
+      "ldr w11, [x9, %[idx_off]]\n"            // x11 = rseq->mm_cid
+      "cmp x11, %[index]\n"                    // if (x11 != index)
+      "b.ne %l[changed]\n"                     //   goto changed
+      "add x11, %[base], x11, lsl #18\n"       // region = base + idx << 18
+      "add x12, x11, %[cls], lsl #3\n"         // x12 = &hdr[cls]
+      "ldr x13, [x12]\n"                       // if (hdr[cls] != expect)
+      "cmp x13, %[expect]\n"
+      "b.ne %l[changed]\n"                     //   goto changed
+      "add x13, x11, %[from], lsl #3\n"        // x13 = &slot[from]
+      "add x14, x11, %[to], lsl #3\n"          // x14 = &slot[to]
+      "ldp x7, x8, [x13]\n"                    // slot[to..+1] = slot[from..+1]
+      "stp x7, x8, [x14]\n"
+      RS_RSEQ_INJECT_POINT(8)
+      "ldp x7, x8, [x13, #16]\n"               // slot[to+2..+3] = ...
+      "stp x7, x8, [x14, #16]\n"
+      "str %[next], [x12]\n"                   // hdr[cls] = next
+      "2:\n"                                   // post-commit
+      RS_RSEQ_ABORT_SLOW("relocate")
+      :
+      : RS_RSEQ_INPUTS(w), [index] "r"(index), [cls] "r"(cls),
+        [expect] "r"(expect), [next] "r"(next), [from] "r"(from),
+        [to] "r"(to)
+      : RS_RSEQ_INJECT_CLOBBER "x7", "x8", "x9", "x10", "x11", "x12", "x13",
+        "x14", "memory", "cc"
+      : changed);
+  return true;
+changed:
   return false;
 }
 

@@ -265,7 +265,7 @@ struct RunConfig {
   long signal_us;      // ITIMER_REAL interval for a SIGALRM storm; 0: none
   uint64_t idle_ms;    // set_idle_ms(): slow paths drain idle CPUs; the
                        // drainer calls drain(idle_ms), not drain_all()
-  uint32_t spins[8];   // rs_rseq_inject_spins during the run
+  uint32_t spins[9];   // rs_rseq_inject_spins during the run
 };
 
 struct RunResult {
@@ -533,7 +533,7 @@ void run(const RunConfig& cfg, RunResult* res) {
   ck_assert_int_eq(sigaction(SIGALRM, &sa, nullptr), 0);
   set_sigalrm_blocked(true);  // helpers inherit this; workers unblock
 
-  for (int i = 0; i < 8; i++)
+  for (int i = 0; i < 9; i++)
     rs_rseq_inject_spins[i] = cfg.spins[i];
   uint64_t aborts_before = rs_rseq_aborts;
 
@@ -579,7 +579,7 @@ void run(const RunConfig& cfg, RunResult* res) {
   if (cfg.drainer)
     pthread_join(drainer, nullptr);
   res->aborts = rs_rseq_aborts - aborts_before;
-  for (int i = 0; i < 8; i++)
+  for (int i = 0; i < 9; i++)
     rs_rseq_inject_spins[i] = 0;
 
   for (int i = 0; i < cfg.workers; i++) {

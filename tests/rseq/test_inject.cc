@@ -11,9 +11,10 @@ namespace {
 // ~0.8 ns per spin: points 0-3 hold pop and push open ~16 us; points 4
 // and 5 spin per object of a batch (up to 32), so less, or a batch section
 // would rarely get through a 50 us signal storm. Points 0, 2, 6 and 7 sit
-// between a section's two header loads.
-constexpr uint32_t kSpins[8] = {20000, 20000, 20000, 20000,
-                                2000,  2000,  5000,  5000};
+// between a section's two header loads; point 8 holds relocate open
+// between its copies, as long as pop and push.
+constexpr uint32_t kSpins[9] = {20000, 20000, 20000, 20000, 2000,
+                                2000,  5000,  5000,  20000};
 
 RunConfig inject_config(const char* name) {
   RunConfig cfg = {};
@@ -100,14 +101,18 @@ START_TEST(spins_between_header_loads_with_drain) {
 
 END_TEST
 
-// One injection point at a time, so each of the four sections (pop: 0, 1;
-// push: 2, 3; pop_batch: 6, 4; push_batch: 7, 5) is held open alone.
+// One injection point at a time, so each of the five sections (pop: 0, 1;
+// push: 2, 3; pop_batch: 6, 4; push_batch: 7, 5; relocate: 8) is held
+// open alone. A class moves from its starter slots to its home slots
+// (relocate) once per CPU until a drain sends it back: point 8 runs with
+// the drainer, so that it moves again and again.
 START_TEST(each_injection_point) {
-  static const char* const kNames[8] = {
+  static const char* const kNames[9] = {
       "inject point 0 (pop)",       "inject point 1 (pop)",
       "inject point 2 (push)",      "inject point 3 (push)",
       "inject point 4 (pop_batch)", "inject point 5 (push_batch)",
       "inject point 6 (pop_batch)", "inject point 7 (push_batch)",
+      "inject point 8 (relocate)",
   };
   if (rs_on_valgrind()) {
     // No rseq there, so no injection point is ever reached; the other
@@ -120,15 +125,17 @@ START_TEST(each_injection_point) {
   cfg.signal_us = 100;
   cfg.drainer = false;
   RunResult res;
-  uint32_t spins[8] = {};
+  uint32_t spins[9] = {};
   memcpy(spins, cfg.spins, sizeof(spins));
-  unsigned long long aborts[8] = {};
+  unsigned long long aborts[9] = {};
   bool checked = false;
-  for (int point = 0; point < 8; point++) {
+  for (int point = 0; point < 9; point++) {
     cfg.name = kNames[point];
+    cfg.drainer = point == 8;
     memset(cfg.spins, 0, sizeof(cfg.spins));
     // Alone, the batch points can spin longer: no storm of other spins.
-    cfg.spins[point] = point < 4 ? spins[point] : 4 * spins[point];
+    cfg.spins[point] =
+        point < 4 || point == 8 ? spins[point] : 4 * spins[point];
     run(cfg, &res);
     checked = expect_aborts(cfg, res);
     aborts[point] = res.aborts;
@@ -136,9 +143,9 @@ START_TEST(each_injection_point) {
   if (checked) {
     note(
         "rseq/test_inject: one point at a time, rseq aborts: %llu %llu %llu "
-        "%llu %llu %llu %llu %llu\n",
+        "%llu %llu %llu %llu %llu %llu\n",
         aborts[0], aborts[1], aborts[2], aborts[3], aborts[4], aborts[5],
-        aborts[6], aborts[7]);
+        aborts[6], aborts[7], aborts[8]);
   }
 }
 

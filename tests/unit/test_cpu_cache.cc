@@ -523,6 +523,60 @@ START_TEST(full_classes_leave_the_headers_alone) {
 
 END_TEST
 
+/// Where class cls's slots begin in each laid-out region: how many regions
+/// have them at home, how many in the starter slots.
+static void count_layouts(size_t cls, size_t* home, size_t* starter) {
+  *home = *starter = 0;
+  for (size_t i = 0; i < g_cache->num_cpus(); i++) {
+    if (!g_cache->states()[i].initialised)
+      continue;
+    size_t begin = g_cache->class_begin(i, cls);
+    if (begin == g_cache->begins()[cls]) {
+      ++*home;
+    } else {
+      // Right after the headers, all of them in one 4 KiB page.
+      ck_assert_uint_ge(begin * sizeof(void*),
+                        kClasses * sizeof(rs::rseq::Header));
+      ck_assert_uint_le((begin + rs::rseq::kStarterSlots) * sizeof(void*),
+                        4096);
+      ++*starter;
+    }
+  }
+}
+
+START_TEST(classes_start_small_and_move_home) {
+  // A class starts in its starter slots; a CPU that caches more than
+  // kStarterSlots of it moves it, objects and all, to its home slots; a
+  // drain sends it back. No object is lost or doubled on the way.
+  init_cache(_i != 0);
+  pin_to(allowed_cpus()[0]);
+  const size_t cls = 1;  // capacity 32, batches of 8
+  size_t home, starter;
+  put(cls, get(cls));
+  count_layouts(cls, &home, &starter);
+  ck_assert_uint_eq(home, 0);
+  ck_assert_uint_gt(starter, 0);
+  std::vector<void*> objs = from_backend(cls, 20);
+  for (void* p : objs)
+    put(cls, p);
+  check_conservation(total_cached());
+  count_layouts(cls, &home, &starter);
+  ck_assert_uint_gt(home, 0);
+  ck_assert_uint_gt(g_cache->cached_objects(cls), rs::rseq::kStarterSlots);
+  // Every object comes back once, from the home slots.
+  size_t cached = g_cache->cached_objects(cls);
+  for (size_t k = 0; k < cached; k++)
+    ck_assert_ptr_nonnull(get(cls));
+  ck_assert_int_eq(g_errors, 0);
+  check_conservation(total_cached());
+  g_cache->drain_all();
+  count_layouts(cls, &home, &starter);
+  ck_assert_uint_eq(home, 0);
+  check_conservation(0);
+}
+
+END_TEST
+
 START_TEST(push_slow_on_an_empty_class_that_cannot_grow) {
   // push_slow runs after a failed push, but by then the thread may be on
   // another CPU, or malloc_trim may have emptied this one: the class can be
@@ -617,6 +671,7 @@ int main(void) {
   tcase_add_loop_test(tc, big_objects_first_step_within_the_budget, 0, 2);
   tcase_add_loop_test(tc, push_slow_on_an_empty_class_that_cannot_grow, 0, 2);
   tcase_add_loop_test(tc, full_classes_leave_the_headers_alone, 0, 2);
+  tcase_add_loop_test(tc, classes_start_small_and_move_home, 0, 2);
   suite_add_tcase(s, tc);
   return rs_check_run(s, "test_cpu_cache");
 }

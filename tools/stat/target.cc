@@ -317,9 +317,6 @@ bool Target::read_caches(const Introspection& d,
   if (d.cache_mode == static_cast<uint64_t>(rs::rseq::Mode::kNone) ||
       d.regions == 0 || d.states == 0)
     return true;
-  uint16_t begins[rs::kNumClasses];
-  if (!read(d.begins, begins, sizeof(begins)))
-    return false;
   static rs::rseq::CpuState states[rs::rseq::kMaxCpus];
   if (!read(d.states, states, d.num_cpus * sizeof(states[0])))
     return false;
@@ -336,12 +333,15 @@ bool Target::read_caches(const Introspection& d,
       return false;
     out->cpu_used[cpu] = true;
     for (size_t c = 1; c < rs::kNumClasses; c++) {
+      // A class's slots begin at its starter slots or its home slots
+      // (begins): the header says which. A stopped or not yet laid out
+      // header counts nothing.
       uint16_t cur = headers[c].current;
-      // A stopped or not yet laid out header counts nothing.
-      if (cur > begins[c] && begins[c] != rs::rseq::kStopped) {
-        in->cached[c] += cur - begins[c];
-        out->cpu_bytes[cpu] += (cur - begins[c]) * rs::class_size(c);
-      }
+      uint16_t begin = headers[c].begin;
+      if (begin == rs::rseq::kStopped || cur <= begin)
+        continue;
+      in->cached[c] += cur - begin;
+      out->cpu_bytes[cpu] += (cur - begin) * rs::class_size(c);
     }
   }
   return true;
