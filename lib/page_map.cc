@@ -136,7 +136,11 @@ void PageMap::set_fast_free(const Span* span,
     uint32_t check = on ? check_word((k << kPageShift) % size, cls) : 0;
     if (on && 2 * k + 1 == on_halves)
       check |= kFirstHalf;
-    __atomic_store_n(&leaf->slot[i].check, check, __ATOMIC_RELEASE);
+    // Only a word that changes: frees on other CPUs read these lines, and
+    // a carve that turns one page on would otherwise take every page's
+    // line of the span away from them.
+    if (__atomic_load_n(&leaf->slot[i].check, __ATOMIC_RELAXED) != check)
+      __atomic_store_n(&leaf->slot[i].check, check, __ATOMIC_RELEASE);
   }
 }
 

@@ -40,14 +40,17 @@ class PageMap {
   static_assert(sizeof(Slot) == size_t{1} << kSlotShift);
 
   /// A page's check: its offset from its span's start modulo the class
-  /// size (under 2^18), shifted left by 8, and the class in the low byte;
-  /// kFirstHalf when only slots that start in the page's first half pass
-  /// (the span's carving has not reached the second: see set_fast_free).
-  static constexpr uint32_t kFirstHalf = uint32_t{1} << 31;
+  /// size (under 2^18), shifted left by kPhaseShift, and the class in the
+  /// low byte; kFirstHalf when only slots that start in the page's first
+  /// half pass (the span's carving has not reached the second: see
+  /// set_fast_free). kFirstHalf is the bit of an offset in the page that
+  /// says "second half", so starts_slot compares it along with the class.
   static constexpr size_t kHalfShift = kPageShift - 1;
+  static constexpr uint32_t kFirstHalf = uint32_t{1} << kHalfShift;
+  static constexpr size_t kPhaseShift = kPageShift;
 
   static constexpr uint32_t check_word(size_t phase, size_t cls) {
-    return static_cast<uint32_t>(phase << 8 | cls);
+    return static_cast<uint32_t>(phase << kPhaseShift | cls);
   }
 
   /// One leaf covers kLeafLength pages (2 GiB of address space; 8 MiB on
@@ -103,17 +106,16 @@ class PageMap {
     __asm__("" : "+r"(leaf));
     uint32_t check =
         __atomic_load_n(&slot_at(leaf, e.offset).check, __ATOMIC_RELAXED);
-    if ((check & 0xff) != cls)
-      return false;
     uint64_t off = addr(p) & (kPageSize - 1);
-    uint64_t x = off + ((check & ~kFirstHalf) >> 8);
+    // The class, and for p in a page's second half the kFirstHalf flag
+    // too, which must then be clear: two instructions and no branch of
+    // their own (which pages are half on is a coin toss for the
+    // predictor: a branch cost fastpath 1.6x).
+    if ((check & (0xff | (off & kFirstHalf))) != cls)
+      return false;
+    uint64_t x = off + (check >> kPhaseShift);
     uint64_t m = class_check_mul(cls);
-    // p in the second half of a page on for its first half only: the
-    // product's top bits set, so that it fails. No branch of its own: in a
-    // program whose spans are partly carved, which pages are half on is
-    // a coin toss for the predictor (a branch here cost fastpath 1.6x).
-    uint64_t in_off_half = check & (off << (31 - kHalfShift)) & kFirstHalf;
-    return ((x * m) | (uint64_t{0} - in_off_half)) < m;
+    return x * m < m;
   }
 
   /// Whether p is the start of an object slot in a small span whose check

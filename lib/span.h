@@ -50,6 +50,8 @@ struct alignas(64) Span {
   bool checks_late : 1;    // carved before free's fast check started: every
                            // page off until start_checks
   bool any_released : 1;   // released_mask != 0, in this line
+  bool by_halves : 1;      // free's fast check comes on half a page at a
+                           // time (CentralList::fast_free_halves)
   uint64_t touched_ms;     // kSmall: when objects last moved in or out
 
   union {
