@@ -40,18 +40,17 @@ inline constexpr bool kFreeChecks = RS_FREE_CHECKS != 0;
 /// g_cpu_cache.word().
 ///
 /// free xors the word with the base: for a tag that gives the block's
-/// class, for the mark kMarkByte. When that equals the page map's class, p is
-/// the start of a live block (a tag is only ever written at a block's start,
-/// and the mark is secret), and the push goes by it: its addresses then come
-/// from malloc's store to the block (forwarded while the block is fresh) rather
-/// than from the page map's loads, which wait on the pointer, and in a
-/// malloc/free loop the next malloc's loads would wait for them
-/// (docs/benchmarks.md, "The class tag"). Anything else (a program that wrote
-/// over the word, a freed block, an interior pointer) takes the full check: the
-/// page map's slot check, the mark, then the page map's class. Without the
-/// checks
-/// (--disable-checks) the tag is the bare class and only selects the push
-/// address when it equals the page map's class.
+/// class, for the mark kMarkByte. When that equals the page map's class, p
+/// is the start of a live block (a tag is only ever written at a block's
+/// start, and the mark is secret), and the push goes by it: its addresses
+/// then come from malloc's store to the block (forwarded while the block is
+/// fresh) rather than from the page map's loads, which wait on the pointer,
+/// and in a malloc/free loop the next malloc's loads would wait for them
+/// (docs/benchmarks.md, "The class tag"). Anything else (a program that
+/// wrote over the word, a freed block, an interior pointer) takes the full
+/// check: the page map's slot check, the mark, then the page map's class.
+/// Without the checks (--disable-checks) the tag is the bare class and only
+/// selects the push address when it equals the page map's class.
 extern RS_INTERNAL uintptr_t g_free_mark;
 extern RS_INTERNAL uintptr_t g_tag_base;
 

@@ -27,6 +27,9 @@
 // malloc's page faults.
 #define RS_STARTUP_DATA __attribute__((section(".data.rs_startup")))
 
+// glibc 2.32 and later; weak, so the library loads without it.
+extern "C" char __libc_single_threaded __attribute__((weak));
+
 namespace rs {
 
 inline constexpr size_t kPageShift = 13;  // rsmalloc pages are 8 KiB
@@ -86,6 +89,14 @@ inline uintptr_t addr(const void* p) {
 template <typename T>
 inline T* ptr_at(uintptr_t a) {
   return reinterpret_cast<T*>(a);
+}
+
+/// Whether glibc says the process has one thread (__libc_single_threaded);
+/// `unknown` with a glibc that does not say (before 2.32).
+inline bool single_threaded(bool unknown) {
+  if (&__libc_single_threaded == nullptr)
+    return unknown;
+  return __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
 }
 
 }  // namespace rs

@@ -8,9 +8,6 @@
 #include "page_map.h"
 #include "valgrind.h"
 
-// glibc 2.32 and later; weak, so the library loads without it.
-extern "C" char __libc_single_threaded __attribute__((weak));
-
 namespace rs {
 
 CentralList g_central[kNumClasses];
@@ -146,13 +143,6 @@ void CentralList::mark_tail(Span* span) {
 
 namespace {
 
-/// Whether glibc says the process has one thread (yes without glibc's
-/// word: an older glibc).
-bool single_threaded() {
-  return &__libc_single_threaded == nullptr ||
-         __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
-}
-
 /// Whether carving marks the uncarved slots of the page it enters.
 bool marks_ahead(const ClassInfo& ci) {
   return ci.size < (size_t{1} << 12);  // below a 4 KiB system page
@@ -285,7 +275,7 @@ Span* CentralList::new_span() {
   set_released(span, 0);
   span->pages_checked = false;
   span->checks_late = false;
-  span->by_halves = single_threaded();
+  span->by_halves = single_threaded(true);
   span->touched_ms = 0;
   return span;
 }

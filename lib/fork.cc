@@ -36,7 +36,6 @@ extern "C" {
 void _IO_list_lock(void) __attribute__((weak));
 void _IO_list_unlock(void) __attribute__((weak));
 void _IO_list_resetlock(void) __attribute__((weak));
-extern char __libc_single_threaded __attribute__((weak));
 }
 
 namespace rs {
@@ -53,13 +52,8 @@ bool have_list_lock() {
          _IO_list_resetlock != nullptr;
 }
 
-bool single_threaded() {
-  return &__libc_single_threaded != nullptr &&
-         __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
-}
-
 void fork_prepare() {
-  if (single_threaded())
+  if (single_threaded(false))
     return;
   if (have_list_lock())
     _IO_list_lock();

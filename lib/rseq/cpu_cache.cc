@@ -17,20 +17,10 @@ volatile uint64_t rs_rseq_aborts;
 }
 #endif
 
-// glibc 2.32 and later; weak, so the library loads without it.
-extern "C" char __libc_single_threaded __attribute__((weak));
-
 namespace rs::rseq {
 namespace {
 
 constexpr size_t kMaxBatch = 64;
-
-/// Whether glibc says the process has one thread (yes without glibc's
-/// word: an older glibc).
-bool single_threaded() {
-  return &__libc_single_threaded == nullptr ||
-         __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
-}
 
 /// Parses a CPU list such as "0-3,8,10-11" and returns the highest CPU + 1,
 /// or 0 if it is malformed.
@@ -220,7 +210,7 @@ Mode CpuCache::mode_or_start() {
   // the fence's registration in a process with other threads waits for an
   // RCU grace period.
   uint32_t n = __atomic_add_fetch(&slow_calls_, 1, __ATOMIC_RELAXED);
-  if (n < kStartAfter && single_threaded())
+  if (n < kStartAfter && single_threaded(true))
     return m;
   // One thread starts them; the others go on with the backend meanwhile
   // rather than wait for the start-up lock.
@@ -326,9 +316,7 @@ bool CpuCache::grow(size_t cpu, size_t cls, bool underflow) {
   if (step > lim.batch)
     step = lim.batch;
   // Out of starter slots: home first (kStarterSlots).
-  if (__atomic_load_n(&h->end, __ATOMIC_RELAXED) >= h->max_end &&
-      h->max_end != 0 && !at_home(cpu, cls) && begin_[cls] != starter_[cls] &&
-      !move_home(cpu, cls))
+  if (needs_home(cpu, cls, 1) && !move_home(cpu, cls))
     return false;
   return add_room(cpu, cls, step, true) != 0;
 }
@@ -372,9 +360,7 @@ bool CpuCache::move_home(size_t cpu, size_t cls) {
 size_t CpuCache::add_line_room(size_t cpu, size_t cls, size_t n) {
   // The rest of a line must stay on this CPU (drained, it would go to
   // another): home first when the starter slots cannot take it.
-  Header* h = header(cpu, cls);
-  if (__atomic_load_n(&h->end, __ATOMIC_RELAXED) + n > h->max_end &&
-      h->max_end != 0 && !at_home(cpu, cls) && begin_[cls] != starter_[cls])
+  if (needs_home(cpu, cls, n))
     move_home(cpu, cls);
   return add_room(cpu, cls, n);
 }

@@ -248,9 +248,10 @@ class CpuCache {
 
   const uint16_t* begins() const { return begin_; }
 
-  /// Where class cls's slots begin on a CPU now (tests).
-  size_t class_begin(size_t cpu, size_t cls) const {
-    return begin_of(cpu, cls);
+  /// Where class cls's slots begin on a CPU now: its home slots or its
+  /// starter slots (kStarterSlots).
+  size_t begin_of(size_t cpu, size_t cls) const {
+    return at_home(cpu, cls) ? begin_[cls] : starter_[cls];
   }
 
   /// Fork support: take, release, or reset the fast-path switch's lock and
@@ -272,16 +273,12 @@ class CpuCache {
 
   void* region(size_t cpu) const { return regions_ + (cpu << kRegionShift); }
 
-  /// Where class cls's slots are on a CPU now: its home slots or its
-  /// starter slots (kStarterSlots), and one past the last it may use.
+  /// Whether class cls's slots on a CPU are its home slots, and one past
+  /// the last slot it may use there now.
   bool at_home(size_t cpu, size_t cls) const {
     uint64_t word =
         __atomic_load_n(&states_[cpu].at_home[cls / 64], __ATOMIC_RELAXED);
     return (word >> (cls % 64) & 1) != 0;
-  }
-
-  size_t begin_of(size_t cpu, size_t cls) const {
-    return at_home(cpu, cls) ? begin_[cls] : starter_[cls];
   }
 
   size_t max_end_of(size_t cpu, size_t cls) const {
@@ -291,8 +288,19 @@ class CpuCache {
     return begin_of(cpu, cls) + cap;
   }
 
-  /// Moves a class whose starter slots are full of room to its home slots
-  /// (the CPU's lock held); false when it cannot now.
+  /// Whether a class with `more` slots of room than it has would have to
+  /// leave its starter slots for its home slots first (the CPU's lock
+  /// held): it has home slots, is not there, and its starter slots are
+  /// laid out but too few.
+  bool needs_home(size_t cpu, size_t cls, size_t more) const {
+    const Header* h = header(cpu, cls);
+    return begin_[cls] != starter_[cls] && !at_home(cpu, cls) &&
+           h->max_end != 0 &&
+           __atomic_load_n(&h->end, __ATOMIC_RELAXED) + more > h->max_end;
+  }
+
+  /// Moves a class from its starter slots to its home slots (the CPU's
+  /// lock held); false when it cannot now.
   bool move_home(size_t cpu, size_t cls);
 
   size_t current_cpu() const;

@@ -530,7 +530,7 @@ static void count_layouts(size_t cls, size_t* home, size_t* starter) {
   for (size_t i = 0; i < g_cache->num_cpus(); i++) {
     if (!g_cache->states()[i].initialised)
       continue;
-    size_t begin = g_cache->class_begin(i, cls);
+    size_t begin = g_cache->begin_of(i, cls);
     if (begin == g_cache->begins()[cls]) {
       ++*home;
     } else {

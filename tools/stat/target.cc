@@ -333,9 +333,9 @@ bool Target::read_caches(const Introspection& d,
       return false;
     out->cpu_used[cpu] = true;
     for (size_t c = 1; c < rs::kNumClasses; c++) {
-      // A class's slots begin at its starter slots or its home slots
-      // (begins): the header says which. A stopped or not yet laid out
-      // header counts nothing.
+      // A class's slots begin at its starter slots or at its home slots
+      // (the block's `begins`, kept for older readers): the header's begin
+      // says which. A stopped or not yet laid out header counts nothing.
       uint16_t cur = headers[c].current;
       uint16_t begin = headers[c].begin;
       if (begin == rs::rseq::kStopped || cur <= begin)
