@@ -21,7 +21,7 @@ expected=$(rs_expected_mode)
 
 # --- RSMALLOC_CPU_CACHE -----------------------------------------------------
 # A cache grows past its budget by at most the first batch of each class
-# (lib/rseq/cpu_cache.cc: every class may cache something): batch
+# (lib/rseq/cpu_cache_refill.cc: every class may cache something): batch
 # min(32, max(1, 16 KiB / size)) objects.
 cache_check='
 import json, sys

@@ -261,6 +261,9 @@ class CpuCache {
   void after_fork_child();
 
  private:
+  /// Objects one refill or drain moves at most.
+  static constexpr size_t kMaxBatch = 64;
+
   // Regions are page-aligned: through void*, which -Wcast-align accepts
   // on strict-alignment targets (32-bit ARM) too.
   Header* header(size_t cpu, size_t cls) const {
