@@ -18,7 +18,10 @@
  * and used in turn), objects per producer (10M x scale), handoff (8), ring
  * (4096 pointers), pin (0; 1 puts the producer and the consumer of a pair
  * on different CPUs of the process's affinity mask: pair p's producer on
- * its CPU 2p, the consumer on 2p + 1, modulo their number), seed (1).
+ * its CPU 2p, the consumer on 2p + 1, modulo their number), words (1:
+ * the leading words the producer writes into each object, at most min / 8;
+ * 2 or more overwrite the allocator's word after the first, as most
+ * programs' objects do), seed (1).
  * bench/run pins: unpinned, whether the scheduler put a pair on one CPU or
  * two changed a run's time up to sevenfold for every allocator. The RESULT
  * line reports seconds for the whole count and ops_per_sec, the objects
@@ -36,6 +39,7 @@ typedef struct {
 typedef struct {
   ring_t* ring;
   long id, objects, handoff, cpu; /* cpu: pin to this CPU, or -1 */
+  long words;                     /* leading words written, >= 1 */
   size_t min, max;
   uint64_t seed, checksum;
   char pad[64];
@@ -71,6 +75,8 @@ static void* producer(worker_t* w) {
   for (long i = 0; i < w->objects; i++) {
     uint64_t* p = xmalloc(sizes[i % kSizes]);
     p[0] = (uint64_t)i;
+    for (long k = 1; k < w->words; k++)
+      ((volatile uint64_t*)p)[k] = (uint64_t)i + (uint64_t)k;
     while (tail - head == cap)
       head = wait_change(&g->head, head);
     g->slots[tail & g->mask] = p;
@@ -125,6 +131,7 @@ int main(int argc, char** argv) {
   long handoff = arg_long("handoff", 8);
   long ring = arg_long("ring", 4096);
   long pin = arg_long("pin", 0);
+  long words = arg_long("words", 1);
   uint64_t seed = (uint64_t)arg_long("seed", 1);
   bench_args_done();
   if (producers < 1 || producers > 1024)
@@ -133,6 +140,8 @@ int main(int argc, char** argv) {
     die("need 8 <= min <= max");
   if (handoff < 1 || ring < 2 || (ring & (ring - 1)) != 0 || handoff > ring)
     die("ring must be a power of two, 1 <= handoff <= ring");
+  if (words < 1 || words > min / 8)
+    die("words=%ld: 1 to min / 8", words);
 
   int allowed[CPU_SETSIZE];
   long num_allowed = allowed_cpus(allowed, CPU_SETSIZE);
@@ -162,6 +171,7 @@ int main(int argc, char** argv) {
                       .objects = objects,
                       .handoff = handoff,
                       .cpu = cpu,
+                      .words = words,
                       .min = (size_t)min,
                       .max = (size_t)max,
                       .seed = seed};
@@ -183,7 +193,7 @@ int main(int argc, char** argv) {
   free(w);
 
   result_begin("xthread", threads, (double)objects * (double)producers, secs);
-  printf(" producers=%ld min=%ld max=%ld handoff=%ld pin=%ld\n", producers, min,
-         max, handoff, pin);
+  printf(" producers=%ld min=%ld max=%ld handoff=%ld pin=%ld words=%ld\n",
+         producers, min, max, handoff, pin, words);
   return 0;
 }
